@@ -151,6 +151,11 @@ pub struct MiningSchedule {
     pub pool_fee: f64,
     /// Sell-to-cover policy.
     pub sell: SellToCover,
+    /// Per day: BTC per unit of (reward per block / difficulty), after pool fee:
+    /// `hashrate × 10^12 × 86400 / 2^32 × (1 − pool fee)`.
+    btc_factor: Vec<f64>,
+    /// Per day: USD to raise by selling, under the sell policy.
+    cover: Vec<f64>,
 }
 
 /// One day's flows from price, difficulty and fees.
@@ -181,34 +186,41 @@ impl MiningSchedule {
         } else {
             vec![0.0; dates.len()]
         };
+        let btc_factor = plant
+            .iter()
+            .map(|p| p.hashrate_ths * 1e12 * 86_400.0 / TWO_32 * (1.0 - plan.pool_fee))
+            .collect();
+        let cover = plant
+            .iter()
+            .map(|p| match plan.sell_to_cover {
+                SellToCover::None => 0.0,
+                SellToCover::Electricity => p.elec_paid_usd,
+                SellToCover::AllCosts => p.elec_paid_usd + p.fixed_usd,
+            })
+            .collect();
         MiningSchedule {
             plant,
             difficulty_add,
             pool_fee: plan.pool_fee,
             sell: plan.sell_to_cover,
+            btc_factor,
+            cover,
         }
     }
 
     /// USD to cover by selling on day `t` under the sell policy.
     #[inline]
     pub fn cover_usd(&self, t: usize) -> f64 {
-        let p = &self.plant[t];
-        match self.sell {
-            SellToCover::None => 0.0,
-            SellToCover::Electricity => p.elec_paid_usd,
-            SellToCover::AllCosts => p.elec_paid_usd + p.fixed_usd,
-        }
+        self.cover[t]
     }
 
     /// Flows on day `t` given the network difficulty (without the plant), reward per block
     /// (subsidy + fees) and price.
     #[inline]
     pub fn flow(&self, t: usize, net_difficulty: f64, reward_per_block: f64, price: f64) -> Flow {
-        let p = &self.plant[t];
         let difficulty = net_difficulty + self.difficulty_add[t];
-        let btc = network::btc_per_day(p.hashrate_ths, difficulty, reward_per_block)
-            * (1.0 - self.pool_fee);
-        let cover = self.cover_usd(t);
+        let btc = self.btc_factor[t] * reward_per_block / difficulty;
+        let cover = self.cover[t];
         let sold = if cover > 0.0 {
             (cover / price).min(btc)
         } else {
@@ -627,6 +639,8 @@ pub fn project(plan: &MiningPlan, history: &History, from: Date, days: usize) ->
 pub struct MiningPaths {
     sched: MiningSchedule,
     subsidy: Vec<f64>,
+    cost: Vec<f64>,
+    subsidy_usd: Vec<f64>,
 }
 
 /// Per-path running totals of [`MiningPaths`].
@@ -643,8 +657,15 @@ impl MiningPaths {
     /// Prepares the plan for `days` days from `start`.
     pub fn new(plan: &MiningPlan, start: &ProjectionStart, days: usize) -> MiningPaths {
         let (dates, heights) = start.calendar(days);
+        let sched = MiningSchedule::new(plan, &dates, &heights);
         MiningPaths {
-            sched: MiningSchedule::new(plan, &dates, &heights),
+            cost: sched
+                .plant
+                .iter()
+                .map(|p| p.elec_paid_usd + p.fixed_usd)
+                .collect(),
+            subsidy_usd: sched.plant.iter().map(|p| p.subsidy_usd).collect(),
+            sched,
             subsidy: heights
                 .iter()
                 .map(|h| network::mean_subsidy(*h, BLOCKS_PER_DAY))
@@ -675,15 +696,14 @@ impl crate::montecarlo::PathModel for MiningPaths {
 
     #[inline]
     fn step(&self, st: &mut MiningPathState, t: usize, price: f64, difficulty: f64, fees: f64) {
-        let p = &self.sched.plant[t];
         let f = self
             .sched
             .flow(t, difficulty, self.subsidy[t] + fees, price);
-        let cost = p.elec_paid_usd + p.fixed_usd;
+        let cost = self.cost[t];
         st.reserve += f.reserve_btc;
         st.mined += f.btc;
         st.cost += cost;
-        st.subsidy += p.subsidy_usd;
+        st.subsidy += self.subsidy_usd[t];
         st.margin += f.revenue_usd - cost;
     }
 

@@ -269,12 +269,16 @@ impl PathStream<'_> {
                 )
             }
             Method::Gbm => {
-                // Box–Muller: two independent standard normals.
-                let u1: f64 = self.rng.gen::<f64>().max(f64::MIN_POSITIVE);
-                let u2: f64 = self.rng.gen();
-                let r = (-2.0 * u1.ln()).sqrt();
-                let (s, c) = (std::f64::consts::TAU * u2).sin_cos();
-                let (z1, z2) = (r * c, r * s);
+                // Marsaglia's polar method: two independent standard normals.
+                let (z1, z2) = loop {
+                    let u: f64 = self.rng.gen::<f64>() * 2.0 - 1.0;
+                    let v: f64 = self.rng.gen::<f64>() * 2.0 - 1.0;
+                    let q = u * u + v * v;
+                    if q > 0.0 && q < 1.0 {
+                        let m = (-2.0 * q.ln() / q).sqrt();
+                        break (u * m, v * m);
+                    }
+                };
                 let zd = g.rho * z1 + (1.0 - g.rho * g.rho).sqrt() * z2;
                 (
                     (g.mu_p + g.sd_p * z1).exp(),
@@ -388,7 +392,6 @@ pub fn run<M: PathModel>(
     let cps = checkpoints(opts.days);
     let nc = cps.len();
     let stride = ns * nc;
-    let mut buf = vec![0f32; opts.paths * stride];
     let threads = if opts.threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
@@ -397,60 +400,93 @@ pub fn run<M: PathModel>(
     .clamp(1, opts.paths);
     let per = opts.paths.div_ceil(threads);
     let done = AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        for (ti, chunk) in buf.chunks_mut(per * stride).enumerate() {
-            let cps = &cps;
-            let done = &done;
-            scope.spawn(move || {
-                let first = ti * per;
-                let mut rec = vec![0f32; ns];
-                for (k, out) in chunk.chunks_mut(stride).enumerate() {
-                    let mut ps = gen.path(opts.seed, (first + k) as u64);
-                    let mut st = model.init();
-                    let (mut p, mut d, mut f) = (price, difficulty, fees_per_block);
-                    let mut c = 0;
-                    for t in 0..opts.days {
-                        if t > 0 {
-                            let (pf, df, fee) = ps.next_day();
-                            p *= pf;
-                            d *= df;
-                            f = fee;
-                        }
-                        model.step(&mut st, t, p, d, f);
-                        if cps[c] == t {
-                            model.record(&st, p, d, &mut rec);
-                            for (s, v) in rec.iter().enumerate() {
-                                out[s * nc + c] = *v;
+    // Each thread keeps its own block laid out column by column ([series × checkpoint][path]),
+    // so gathering a column for the percentiles is a contiguous copy.
+    let blocks: Vec<(usize, Vec<f32>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|ti| {
+                let cps = &cps;
+                let done = &done;
+                scope.spawn(move || {
+                    let first = ti * per;
+                    let n_local = per.min(opts.paths.saturating_sub(first));
+                    let mut out = vec![0f32; n_local * stride];
+                    let mut rec = vec![0f32; ns];
+                    for k in 0..n_local {
+                        let mut ps = gen.path(opts.seed, (first + k) as u64);
+                        let mut st = model.init();
+                        let (mut p, mut d, mut f) = (price, difficulty, fees_per_block);
+                        let mut c = 0;
+                        let mut next_cp = cps[0];
+                        for t in 0..opts.days {
+                            if t > 0 {
+                                let (pf, df, fee) = ps.next_day();
+                                p *= pf;
+                                d *= df;
+                                f = fee;
                             }
-                            c += 1;
+                            model.step(&mut st, t, p, d, f);
+                            if t == next_cp {
+                                model.record(&st, p, d, &mut rec);
+                                for (s, v) in rec.iter().enumerate() {
+                                    out[(s * nc + c) * n_local + k] = *v;
+                                }
+                                c += 1;
+                                next_cp = cps.get(c).copied().unwrap_or(usize::MAX);
+                            }
+                        }
+                        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                        if let Some(cb) = progress {
+                            if n % 64 == 0 || n == opts.paths {
+                                cb(n);
+                            }
                         }
                     }
-                    let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                    if let Some(cb) = progress {
-                        if n % 64 == 0 || n == opts.paths {
-                            cb(n);
-                        }
-                    }
-                }
-            });
-        }
+                    (n_local, out)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
     });
-    let mut col = vec![0f32; opts.paths];
-    let mut series = Vec::with_capacity(ns);
-    for (s, (name, unit)) in names.iter().enumerate() {
-        let mut pct = Vec::with_capacity(nc);
-        for c in 0..nc {
-            for (p, v) in col.iter_mut().enumerate() {
-                *v = buf[p * stride + s * nc + c];
-            }
-            pct.push(percentiles(&mut col));
-        }
-        series.push(McSeries {
+    // Percentiles of each column, the columns shared out over the same threads.
+    let per_col = stride.div_ceil(threads);
+    let cols: Vec<[f64; 5]> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|ti| {
+                let blocks = &blocks;
+                scope.spawn(move || {
+                    let mut col = Vec::with_capacity(opts.paths);
+                    let lo = (ti * per_col).min(stride);
+                    let hi = ((ti + 1) * per_col).min(stride);
+                    (lo..hi)
+                        .map(|j| {
+                            col.clear();
+                            for (n, b) in blocks {
+                                col.extend_from_slice(&b[j * n..(j + 1) * n]);
+                            }
+                            percentiles(&mut col)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    let series = names
+        .iter()
+        .enumerate()
+        .map(|(s, (name, unit))| McSeries {
             name: (*name).to_string(),
             unit: (*unit).to_string(),
-            percentiles: pct,
-        });
-    }
+            percentiles: cols[s * nc..(s + 1) * nc].to_vec(),
+        })
+        .collect();
     Ok(McResult {
         options: opts.clone(),
         fit: gen.fit,
