@@ -174,14 +174,22 @@ impl BlocksDir {
                 continue;
             };
             let path = entry.path();
-            let len = entry.metadata().map_err(|e| ChainError::io(&path, e))?.len();
+            let len = entry
+                .metadata()
+                .map_err(|e| ChainError::io(&path, e))?
+                .len();
             files.push(BlkFile { number, path, len });
         }
         if files.is_empty() {
             return Err(ChainError::NoBlockFiles { dir });
         }
         files.sort_by_key(|f| f.number);
-        Ok(Self { dir, network, key, files })
+        Ok(Self {
+            dir,
+            network,
+            key,
+            files,
+        })
     }
 
     /// The directory actually read (the `blocks/` dir).
@@ -240,7 +248,10 @@ impl BlocksDir {
                 let raw_zero = tail.iter().all(|&b| b == 0);
                 self.key.apply(&mut tail, pos);
                 if raw_zero || tail.iter().all(|&b| b == 0) {
-                    notes.push(FileNote::ZeroTail { file: f.path.clone(), offset: pos });
+                    notes.push(FileNote::ZeroTail {
+                        file: f.path.clone(),
+                        offset: pos,
+                    });
                 } else {
                     notes.push(FileNote::TruncatedRecord {
                         file: f.path.clone(),
@@ -262,7 +273,10 @@ impl BlocksDir {
             let mut magic = [0u8; 4];
             magic.copy_from_slice(&chunk[..4]);
             if raw_zero_magic || magic == [0u8; 4] {
-                notes.push(FileNote::ZeroTail { file: f.path.clone(), offset: pos });
+                notes.push(FileNote::ZeroTail {
+                    file: f.path.clone(),
+                    offset: pos,
+                });
                 return Ok(());
             }
             if magic != expected {
@@ -313,16 +327,18 @@ impl BlocksDir {
                     ),
                 });
             }
-            let header: Header =
-                bitcoin::consensus::deserialize(&chunk[FRAME_LEN as usize..]).map_err(|e| {
-                    ChainError::CorruptRecord {
-                        file: f.path.clone(),
-                        offset: pos,
-                        reason: format!("bad header: {e}"),
-                    }
+            let header: Header = bitcoin::consensus::deserialize(&chunk[FRAME_LEN as usize..])
+                .map_err(|e| ChainError::CorruptRecord {
+                    file: f.path.clone(),
+                    offset: pos,
+                    reason: format!("bad header: {e}"),
                 })?;
             records.push(Record {
-                location: BlockLocation { file: file_idx, offset: pos + FRAME_LEN, len: size },
+                location: BlockLocation {
+                    file: file_idx,
+                    offset: pos + FRAME_LEN,
+                    len: size,
+                },
                 hash: header.block_hash(),
                 header,
             });
@@ -453,7 +469,13 @@ impl BlocksDir {
             })
             .collect();
         let heights = blocks.iter().map(|b| (b.hash, b.height)).collect();
-        Ok(ChainIndex { blocks, heights, stale, notes, chain_work: best.1 })
+        Ok(ChainIndex {
+            blocks,
+            heights,
+            stale,
+            notes,
+            chain_work: best.1,
+        })
     }
 
     /// Read the block at `loc` into `buf` (replacing its contents) and de-obfuscate it.
@@ -464,11 +486,13 @@ impl BlocksDir {
     }
 
     fn file(&self, idx: u32) -> Result<&BlkFile> {
-        self.files.get(idx as usize).ok_or_else(|| ChainError::CorruptRecord {
-            file: self.dir.clone(),
-            offset: 0,
-            reason: format!("no blk file number {idx} in the list"),
-        })
+        self.files
+            .get(idx as usize)
+            .ok_or_else(|| ChainError::CorruptRecord {
+                file: self.dir.clone(),
+                offset: 0,
+                reason: format!("no blk file number {idx} in the list"),
+            })
     }
 
     /// Iterate raw blocks of `index`'s best chain from `from_height` to the tip, in height order.
@@ -478,9 +502,17 @@ impl BlocksDir {
         from_height: u32,
     ) -> Result<BlockReader<'a>> {
         if from_height as usize > index.blocks.len() {
-            return Err(ChainError::HeightPastTip { height: from_height, tip: index.tip_height() });
+            return Err(ChainError::HeightPastTip {
+                height: from_height,
+                tip: index.tip_height(),
+            });
         }
-        Ok(BlockReader { dir: self, index, next: from_height as usize, open: None })
+        Ok(BlockReader {
+            dir: self,
+            index,
+            next: from_height as usize,
+            open: None,
+        })
     }
 
     /// The blocks of `index`'s best chain from `from_height` on, not read yet: hand these to
@@ -491,9 +523,17 @@ impl BlocksDir {
         from_height: u32,
     ) -> Result<impl Iterator<Item = PendingBlock<'a>> + Send + 'a> {
         if from_height as usize > index.blocks.len() {
-            return Err(ChainError::HeightPastTip { height: from_height, tip: index.tip_height() });
+            return Err(ChainError::HeightPastTip {
+                height: from_height,
+                tip: index.tip_height(),
+            });
         }
-        Ok(index.blocks[from_height as usize..].iter().map(move |b| PendingBlock { dir: self, block: *b }))
+        Ok(index.blocks[from_height as usize..]
+            .iter()
+            .map(move |b| PendingBlock {
+                dir: self,
+                block: *b,
+            }))
     }
 }
 
@@ -519,11 +559,12 @@ fn read_block_from(
 }
 
 fn read_at(file: &File, path: &Path, buf: &mut [u8], offset: u64) -> Result<()> {
-    file.read_exact_at(buf, offset).map_err(|e| ChainError::CorruptRecord {
-        file: path.to_path_buf(),
-        offset,
-        reason: format!("cannot read {} bytes: {e}", buf.len()),
-    })
+    file.read_exact_at(buf, offset)
+        .map_err(|e| ChainError::CorruptRecord {
+            file: path.to_path_buf(),
+            offset,
+            reason: format!("cannot read {} bytes: {e}", buf.len()),
+        })
 }
 
 fn read_xor_key(dir: &Path) -> Result<XorKey> {
@@ -533,7 +574,10 @@ fn read_xor_key(dir: &Path) -> Result<XorKey> {
             let key: [u8; 8] = bytes
                 .as_slice()
                 .try_into()
-                .map_err(|_| ChainError::BadXorKey { path: path.clone(), len: bytes.len() as u64 })?;
+                .map_err(|_| ChainError::BadXorKey {
+                    path: path.clone(),
+                    len: bytes.len() as u64,
+                })?;
             Ok(XorKey(key))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(XorKey::default()),
@@ -651,7 +695,12 @@ impl RawBlock {
             Some(h) => BlockHash::hash(h),
             None => BlockHash::all_zeros(),
         };
-        Self { height, hash, origin: None, bytes }
+        Self {
+            height,
+            hash,
+            origin: None,
+            bytes,
+        }
     }
 }
 
@@ -711,7 +760,10 @@ fn read_checked(file: &File, f: &BlkFile, key: XorKey, b: &IndexedBlock) -> Resu
     Ok(RawBlock {
         height: b.height,
         hash: b.hash,
-        origin: Some(BlockOrigin { path: Arc::from(f.path.as_path()), offset: b.location.offset }),
+        origin: Some(BlockOrigin {
+            path: Arc::from(f.path.as_path()),
+            offset: b.location.offset,
+        }),
         bytes,
     })
 }
@@ -735,7 +787,10 @@ impl BlockReader<'_> {
         }
         match &self.open {
             Some((_, file)) => read_checked(file, f, self.dir.key, &b),
-            None => Err(ChainError::io(&f.path, std::io::Error::other("file not open"))),
+            None => Err(ChainError::io(
+                &f.path,
+                std::io::Error::other("file not open"),
+            )),
         }
     }
 }

@@ -52,7 +52,10 @@ impl DescriptorDeriver {
                 "descriptor has no /* wildcard; watch its single address as a bare script".into(),
             ));
         }
-        Ok(Self { descriptor, secp: Secp256k1::verification_only() })
+        Ok(Self {
+            descriptor,
+            secp: Secp256k1::verification_only(),
+        })
     }
 
     /// The parsed descriptor.

@@ -157,6 +157,9 @@ pub type Result<T, E = ChainError> = std::result::Result<T, E>;
 
 impl ChainError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        ChainError::Io { path: path.into(), source }
+        ChainError::Io {
+            path: path.into(),
+            source,
+        }
     }
 }

@@ -45,7 +45,9 @@ where
     let index = dir.index()?;
     let stats = {
         let blocks = dir.pending_from(&index, from_height)?;
-        Scanner::new(watch).with_options(options).scan(blocks, sink)?
+        Scanner::new(watch)
+            .with_options(options)
+            .scan(blocks, sink)?
     };
     Ok((index, stats))
 }

@@ -63,7 +63,10 @@ pub struct ScanOptions {
 impl Default for ScanOptions {
     fn default() -> Self {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Self { threads, in_flight: threads * 4 }
+        Self {
+            threads,
+            in_flight: threads * 4,
+        }
     }
 }
 
@@ -176,7 +179,8 @@ impl Visitor for ParseVisitor<'_> {
     #[inline]
     fn visit_transaction(&mut self, tx: &bsl::Transaction) -> ControlFlow<()> {
         let start = self.off(tx.as_ref());
-        self.tx_ranges.push((start, start + tx.as_ref().len() as u32));
+        self.tx_ranges
+            .push((start, start + tx.as_ref().len() as u32));
         if self.tx_matched {
             self.txids.push((self.tx, txid_of(tx)));
             self.tx_matched = false;
@@ -198,7 +202,12 @@ fn bad_block(raw: &RawBlock, hash: BlockHash, reason: String) -> ChainError {
         Some(o) => format!("{} at byte {}", o.path.display(), o.offset),
         None => "no file".to_string(),
     };
-    ChainError::BadBlock { height: raw.height, hash, location, reason }
+    ChainError::BadBlock {
+        height: raw.height,
+        hash,
+        location,
+        reason,
+    }
 }
 
 /// Parse stage for one block. Pure function of the bytes and the script set.
@@ -228,7 +237,10 @@ fn parse(raw: RawBlock, scripts: &ScriptIndex) -> Result<Parsed> {
         return Err(bad_block(
             &raw,
             hash,
-            format!("{} bytes after the last transaction", parsed.remaining().len()),
+            format!(
+                "{} bytes after the last transaction",
+                parsed.remaining().len()
+            ),
         ));
     }
     if v.tx == 0 {
@@ -322,7 +334,10 @@ fn apply(
                         let op = read_outpoint(bytes, inp.prevout_off);
                         (
                             op.unwrap_or(OutPoint::null()),
-                            WatchedUtxo { value: txout.value, owner },
+                            WatchedUtxo {
+                                value: txout.value,
+                                owner,
+                            },
                         )
                     }),
                     None => None,
@@ -349,9 +364,18 @@ fn apply(
             let script = bytes
                 .get(out.script_off as usize..(out.script_off as usize + out.script_len as usize))
                 .ok_or_else(|| bad_block(&p.raw, p.meta.hash, "script unreadable".into()))?;
-            let outpoint = OutPoint { txid, vout: out.vout };
+            let outpoint = OutPoint {
+                txid,
+                vout: out.vout,
+            };
             let value = Amount::from_sat(out.value);
-            watch.outpoints.insert(outpoint, WatchedUtxo { value, owner: out.owner });
+            watch.outpoints.insert(
+                outpoint,
+                WatchedUtxo {
+                    value,
+                    owner: out.owner,
+                },
+            );
             delta.created.push(WatchedOutput {
                 outpoint,
                 value,
@@ -368,7 +392,11 @@ fn apply(
         let raw = tx_bytes(tx)
             .ok_or_else(|| bad_block(&p.raw, p.meta.hash, format!("tx {tx} unreadable")))?;
         let txid = txid_for(tx, stats)?;
-        delta.txs.push(TxRecord { txid, tx_index: tx, raw: raw.to_vec() });
+        delta.txs.push(TxRecord {
+            txid,
+            tx_index: tx,
+            raw: raw.to_vec(),
+        });
     }
     stats.blocks += 1;
     stats.bytes += bytes.len() as u64;
@@ -380,7 +408,10 @@ fn read_outpoint(bytes: &[u8], off: u32) -> Option<OutPoint> {
     let txid = WatchSet::txid_from_bytes(&b[..32])?;
     let mut vout = [0u8; 4];
     vout.copy_from_slice(&b[32..36]);
-    Some(OutPoint { txid, vout: u32::from_le_bytes(vout) })
+    Some(OutPoint {
+        txid,
+        vout: u32::from_le_bytes(vout),
+    })
 }
 
 /// Extend keychains for the derived scripts a parsed block uses, re-parsing the block until the
@@ -424,7 +455,11 @@ pub struct Scanner<'w> {
 impl<'w> Scanner<'w> {
     /// A scanner over `watch` with default options.
     pub fn new(watch: &'w mut WatchSet) -> Self {
-        Self { watch, options: ScanOptions::default(), stats: ScanStats::default() }
+        Self {
+            watch,
+            options: ScanOptions::default(),
+            stats: ScanStats::default(),
+        }
     }
 
     /// Set the options.
@@ -501,12 +536,7 @@ impl<'w> Scanner<'w> {
         })
     }
 
-    fn finish<F, E>(
-        &mut self,
-        p: Parsed,
-        scripts: &RwLock<ScriptIndex>,
-        sink: &mut F,
-    ) -> Result<()>
+    fn finish<F, E>(&mut self, p: Parsed, scripts: &RwLock<ScriptIndex>, sink: &mut F) -> Result<()>
     where
         F: FnMut(BlockDelta) -> std::result::Result<(), E>,
         E: std::fmt::Display,
@@ -517,7 +547,10 @@ impl<'w> Scanner<'w> {
             apply(&p, self.watch, &guard, None, &mut self.stats)?
         };
         let height = delta.meta.height;
-        sink(delta).map_err(|e| ChainError::Sink { height, reason: e.to_string() })
+        sink(delta).map_err(|e| ChainError::Sink {
+            height,
+            reason: e.to_string(),
+        })
     }
 
     fn scan_serial<It, T, F, E>(
@@ -573,7 +606,10 @@ impl<'w> Scanner<'w> {
                 let res_tx = res_tx.clone();
                 let (ticket_rx, source) = (&ticket_rx, &source);
                 s.spawn(move || loop {
-                    let got = ticket_rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                    let got = ticket_rx
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .recv();
                     if got.is_err() {
                         break;
                     }
@@ -617,5 +653,9 @@ impl<'w> Scanner<'w> {
 /// A small convenience for tests and tools: the unspent watched outputs as a per-owner balance
 /// in sats.
 pub fn balances_by_owner(watch: &WatchSet) -> BTreeMap<u64, u64> {
-    watch.balances().into_iter().map(|(k, v)| (k, v.to_sat())).collect()
+    watch
+        .balances()
+        .into_iter()
+        .map(|(k, v)| (k, v.to_sat()))
+        .collect()
 }

@@ -392,7 +392,9 @@ impl WatchSet {
     }
 
     fn target_for(k: &Keychain) -> u32 {
-        k.last_used.map_or(0, |u| u.saturating_add(1)).saturating_add(k.gap_limit)
+        k.last_used
+            .map_or(0, |u| u.saturating_add(1))
+            .saturating_add(k.gap_limit)
     }
 
     fn derive_to(k: &mut Keychain, scripts: &mut ScriptIndex, target: u32) -> Result<()> {
@@ -400,12 +402,15 @@ impl WatchSet {
         let target = target.min(1 << 31);
         while k.derived < target {
             let index = k.derived;
-            let script = k.deriver.derive(index).map_err(|reason| ChainError::Derive {
-                owner: k.owner,
-                keychain: k.keychain,
-                index,
-                reason,
-            })?;
+            let script = k
+                .deriver
+                .derive(index)
+                .map_err(|reason| ChainError::Derive {
+                    owner: k.owner,
+                    keychain: k.keychain,
+                    index,
+                    reason,
+                })?;
             scripts.insert(script, ScriptOwner::derived(k.owner, k.keychain, index));
             k.derived += 1;
         }
@@ -415,7 +420,12 @@ impl WatchSet {
     /// Record that `owner`'s derived script was seen in use; derive further children to keep
     /// `gap_limit` unused ones ahead. Returns true when new scripts were added.
     pub fn mark_used(&mut self, owner: ScriptOwner) -> Result<bool> {
-        Self::mark_used_in(&mut self.keychains, &self.keychain_pos, &mut self.scripts, owner)
+        Self::mark_used_in(
+            &mut self.keychains,
+            &self.keychain_pos,
+            &mut self.scripts,
+            owner,
+        )
     }
 
     /// [`WatchSet::mark_used`] against a script index held elsewhere (the scanner shares it
@@ -434,8 +444,12 @@ impl WatchSet {
         scripts: &mut ScriptIndex,
         owner: ScriptOwner,
     ) -> Result<bool> {
-        let Some(d) = owner.derivation else { return Ok(false) };
-        let Some(k) = positions.get(&(owner.owner, d.keychain)).and_then(|&p| keychains.get_mut(p))
+        let Some(d) = owner.derivation else {
+            return Ok(false);
+        };
+        let Some(k) = positions
+            .get(&(owner.owner, d.keychain))
+            .and_then(|&p| keychains.get_mut(p))
         else {
             return Ok(false);
         };
@@ -469,7 +483,8 @@ impl WatchSet {
 
     /// Watch an unspent output (e.g. loaded from the store when resuming a scan).
     pub fn add_outpoint(&mut self, outpoint: OutPoint, value: Amount, owner: ScriptOwner) {
-        self.outpoints.insert(outpoint, WatchedUtxo { value, owner });
+        self.outpoints
+            .insert(outpoint, WatchedUtxo { value, owner });
     }
 
     /// Sum of watched unspent values per owner id.
@@ -506,24 +521,35 @@ mod tests {
         w.add_scripts((0..10_000).map(|i| (script(i), ScriptOwner::bare(u64::from(i)))));
         assert!(w.scripts().has_prefilter());
         for i in 0..10_000 {
-            assert_eq!(w.scripts().lookup(script(i).as_bytes()), Some(ScriptOwner::bare(i.into())));
+            assert_eq!(
+                w.scripts().lookup(script(i).as_bytes()),
+                Some(ScriptOwner::bare(i.into()))
+            );
         }
         // Added after the filter was built: must still be found.
         w.add_script(script(20_000), ScriptOwner::bare(7));
-        assert_eq!(w.scripts().lookup(script(20_000).as_bytes()), Some(ScriptOwner::bare(7)));
-        let misses = (30_000..130_000).filter(|&i| w.scripts().lookup(script(i).as_bytes()).is_some());
+        assert_eq!(
+            w.scripts().lookup(script(20_000).as_bytes()),
+            Some(ScriptOwner::bare(7))
+        );
+        let misses =
+            (30_000..130_000).filter(|&i| w.scripts().lookup(script(i).as_bytes()).is_some());
         assert_eq!(misses.count(), 0);
     }
 
     #[test]
     fn keychain_extends_on_use_with_gap_limit() {
         let mut w = WatchSet::new();
-        w.add_keychain(1, 0, Box::new(|i: u32| Ok(script(i))), 5, None).expect("derive");
+        w.add_keychain(1, 0, Box::new(|i: u32| Ok(script(i))), 5, None)
+            .expect("derive");
         assert_eq!(w.scripts().len(), 5);
         assert!(w.scripts().lookup(script(5).as_bytes()).is_none());
         assert!(w.mark_used(ScriptOwner::derived(1, 0, 4)).expect("derive"));
         assert_eq!(w.scripts().len(), 10);
-        assert_eq!(w.scripts().lookup(script(9).as_bytes()), Some(ScriptOwner::derived(1, 0, 9)));
+        assert_eq!(
+            w.scripts().lookup(script(9).as_bytes()),
+            Some(ScriptOwner::derived(1, 0, 9))
+        );
         // Using an older child changes nothing.
         assert!(!w.mark_used(ScriptOwner::derived(1, 0, 2)).expect("derive"));
         assert_eq!(w.keychains()[0].last_used, Some(4));
@@ -537,8 +563,17 @@ mod tests {
             let mut t = [0u8; 32];
             t[..4].copy_from_slice(&i.to_le_bytes());
             t[9] = 3;
-            let op = OutPoint { txid: Txid::from_byte_array(t), vout: i % 7 };
-            s.insert(op, WatchedUtxo { value: Amount::ONE_SAT, owner: ScriptOwner::bare(0) });
+            let op = OutPoint {
+                txid: Txid::from_byte_array(t),
+                vout: i % 7,
+            };
+            s.insert(
+                op,
+                WatchedUtxo {
+                    value: Amount::ONE_SAT,
+                    owner: ScriptOwner::bare(0),
+                },
+            );
             ops.push(op);
         }
         for op in &ops {

@@ -81,8 +81,11 @@ fn assert_heights_0_438(dir: &BlocksDir) -> tesoro_chain::ChainIndex {
 #[test]
 fn real_blk_file_plain_gives_heights_0_to_438() {
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::copy(fixtures().join("mainnet-blk-h0-438.dat"), tmp.path().join("blk00000.dat"))
-        .unwrap();
+    std::fs::copy(
+        fixtures().join("mainnet-blk-h0-438.dat"),
+        tmp.path().join("blk00000.dat"),
+    )
+    .unwrap();
     let dir = BlocksDir::open(tmp.path(), Network::Bitcoin).expect("open");
     assert!(dir.xor_key().is_identity());
     assert_heights_0_438(&dir);
@@ -117,8 +120,12 @@ fn real_blk_file_xored_with_zero_tail_and_truncated_record() {
     assert!(notes
         .iter()
         .any(|n| matches!(n, FileNote::ZeroTail { offset, .. } if *offset == data.len() as u64)));
-    assert!(notes.iter().any(|n| matches!(n, FileNote::TruncatedRecord { .. })));
-    assert!(notes.iter().any(|n| matches!(n, FileNote::Duplicate { .. })));
+    assert!(notes
+        .iter()
+        .any(|n| matches!(n, FileNote::TruncatedRecord { .. })));
+    assert!(notes
+        .iter()
+        .any(|n| matches!(n, FileNote::Duplicate { .. })));
 }
 
 #[test]
@@ -152,12 +159,20 @@ fn real_blocks_out_of_order_across_files_are_put_in_height_order() {
 #[test]
 fn wrong_network_magic_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::copy(fixtures().join("mainnet-blk-h0-438.dat"), tmp.path().join("blk00000.dat"))
-        .unwrap();
+    std::fs::copy(
+        fixtures().join("mainnet-blk-h0-438.dat"),
+        tmp.path().join("blk00000.dat"),
+    )
+    .unwrap();
     let dir = BlocksDir::open(tmp.path(), Network::Regtest).expect("open");
     let err = dir.index().expect_err("regtest dir holding mainnet blocks");
     match &err {
-        ChainError::WrongNetwork { offset, found, expected, file } => {
+        ChainError::WrongNetwork {
+            offset,
+            found,
+            expected,
+            file,
+        } => {
             assert_eq!(*offset, 0);
             assert_eq!(*found, Network::Bitcoin);
             assert_eq!(*expected, Network::Regtest);
@@ -166,7 +181,10 @@ fn wrong_network_magic_is_a_clear_error() {
         other => panic!("unexpected {other:?}"),
     }
     let msg = err.to_string();
-    assert!(msg.contains("blk00000.dat") && msg.contains("byte 0"), "{msg}");
+    assert!(
+        msg.contains("blk00000.dat") && msg.contains("byte 0"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -180,7 +198,10 @@ fn corrupt_magic_mid_file_names_file_and_offset() {
     let bad_at = data.len() as u64;
     data.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef, 1, 0, 0, 0, 0]);
     std::fs::write(tmp.path().join("blk00000.dat"), data).unwrap();
-    let err = BlocksDir::open(tmp.path(), Network::Bitcoin).unwrap().index().expect_err("corrupt");
+    let err = BlocksDir::open(tmp.path(), Network::Bitcoin)
+        .unwrap()
+        .index()
+        .expect_err("corrupt");
     match err {
         ChainError::CorruptRecord { offset, .. } => assert_eq!(offset, bad_at),
         other => panic!("unexpected {other:?}"),
@@ -195,7 +216,10 @@ fn missing_genesis_is_reported_as_genesis_mismatch() {
         data.extend(frame(f));
     }
     std::fs::write(tmp.path().join("blk00000.dat"), data).unwrap();
-    let err = BlocksDir::open(tmp.path(), Network::Bitcoin).unwrap().index().expect_err("no genesis");
+    let err = BlocksDir::open(tmp.path(), Network::Bitcoin)
+        .unwrap()
+        .index()
+        .expect_err("no genesis");
     assert!(matches!(err, ChainError::GenesisMismatch { .. }), "{err:?}");
 }
 
@@ -236,8 +260,11 @@ fn real_blocks_receipts_match_rust_bitcoin_decode() {
             }
         }
         let chosen: BTreeSet<ScriptBuf> = all.iter().step_by(7).cloned().collect();
-        let ids: HashMap<ScriptBuf, u64> =
-            chosen.iter().enumerate().map(|(i, s)| (s.clone(), i as u64)).collect();
+        let ids: HashMap<ScriptBuf, u64> = chosen
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.clone(), i as u64))
+            .collect();
         let expected = decoded_receipts(&block, &chosen);
         let txids: HashMap<u32, bitcoin::Txid> = block
             .txdata
@@ -249,7 +276,9 @@ fn real_blocks_receipts_match_rust_bitcoin_decode() {
         for prefilter in [Prefilter::Never, Prefilter::Always] {
             let mut watch = WatchSet::with_prefilter(prefilter);
             watch.add_scripts(ids.iter().map(|(s, i)| (s.clone(), ScriptOwner::bare(*i))));
-            let delta = Scanner::new(&mut watch).scan_block(raw(name, height)).expect("scan");
+            let delta = Scanner::new(&mut watch)
+                .scan_block(raw(name, height))
+                .expect("scan");
             assert_eq!(delta.meta.hash, block.block_hash());
             let mut got: BTreeMap<ScriptBuf, u64> = BTreeMap::new();
             for c in &delta.created {
@@ -306,7 +335,10 @@ fn block_866342_spends_of_watched_scripts_match_the_prevout_json() {
         .filter(|(_, p)| chosen.contains(&p.script_pubkey))
         .map(|(i, _)| i)
         .collect();
-    let expected_sum: u64 = expected_positions.iter().map(|&i| prevouts[i].value.to_sat()).sum();
+    let expected_sum: u64 = expected_positions
+        .iter()
+        .map(|&i| prevouts[i].value.to_sat())
+        .sum();
     assert!(expected_positions.len() > 100, "a meaningful sample");
 
     // Map JSON position -> (tx index, vin) by decoding the block with rust-bitcoin.
@@ -314,12 +346,22 @@ fn block_866342_spends_of_watched_scripts_match_the_prevout_json() {
     let mut pos_of = Vec::new();
     for (t, tx) in block.txdata.iter().enumerate().skip(1) {
         for vin in 0..tx.input.len() {
-            pos_of.push((t as u32, vin as u32, tx.compute_txid(), tx.input[vin].previous_output));
+            pos_of.push((
+                t as u32,
+                vin as u32,
+                tx.compute_txid(),
+                tx.input[vin].previous_output,
+            ));
         }
     }
 
     let mut watch = WatchSet::new();
-    watch.add_scripts(chosen.iter().enumerate().map(|(i, s)| (s.clone(), ScriptOwner::bare(i as u64))));
+    watch.add_scripts(
+        chosen
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.clone(), ScriptOwner::bare(i as u64))),
+    );
     let delta: BlockDelta = Scanner::new(&mut watch)
         .scan_block_with_prevouts(raw("mainnet-866342.raw", 866_342), &prevouts)
         .expect("scan");
@@ -333,7 +375,11 @@ fn block_866342_spends_of_watched_scripts_match_the_prevout_json() {
     // Some watched outputs are created and spent inside this very block: they were found once,
     // through the outpoint set, not twice.
     let created: BTreeSet<_> = delta.created.iter().map(|c| c.outpoint).collect();
-    let in_block = delta.spent.iter().filter(|s| created.contains(&s.outpoint)).count();
+    let in_block = delta
+        .spent
+        .iter()
+        .filter(|s| created.contains(&s.outpoint))
+        .count();
     assert!(in_block > 0, "the sample includes in-block spends");
 
     // Wrong prevout count is an error naming the block, not a panic.
@@ -347,8 +393,11 @@ fn block_866342_spends_of_watched_scripts_match_the_prevout_json() {
 #[test]
 fn parallel_scan_of_real_blk_file_equals_serial_scan() {
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::copy(fixtures().join("mainnet-blk-h0-438.dat"), tmp.path().join("blk00000.dat"))
-        .unwrap();
+    std::fs::copy(
+        fixtures().join("mainnet-blk-h0-438.dat"),
+        tmp.path().join("blk00000.dat"),
+    )
+    .unwrap();
     let dir = BlocksDir::open(tmp.path(), Network::Bitcoin).unwrap();
     let index = dir.index().unwrap();
     // Watch the coinbase scripts of every 10th block, then find them spent (block 170 spends
@@ -373,7 +422,10 @@ fn parallel_scan_of_real_blk_file_equals_serial_scan() {
         let mut watch = WatchSet::new();
         watch.add_scripts(scripts.iter().map(|s| (s.clone(), ScriptOwner::bare(1))));
         let mut deltas = Vec::new();
-        let opts = ScanOptions { threads, in_flight: 4 };
+        let opts = ScanOptions {
+            threads,
+            in_flight: 4,
+        };
         let blocks = dir.pending_from(&index, 0).unwrap();
         let stats = Scanner::new(&mut watch)
             .with_options(opts)

@@ -10,7 +10,9 @@ use tesoro_chain::{BlocksDir, RawBlock, Scanner, WatchSet};
 use tesoro_core::chain::ScriptOwner;
 
 fn fixture(name: &str) -> Vec<u8> {
-    let p: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/blocks").join(name);
+    let p: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures/blocks")
+        .join(name);
     std::fs::read(p).expect("fixture")
 }
 

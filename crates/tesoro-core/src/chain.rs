@@ -33,12 +33,18 @@ pub struct Derivation {
 impl ScriptOwner {
     /// A bare (non-derived) watched script, e.g. a published address.
     pub fn bare(owner: u64) -> Self {
-        Self { owner, derivation: None }
+        Self {
+            owner,
+            derivation: None,
+        }
     }
 
     /// A script derived from keychain `keychain` of wallet `owner` at child `index`.
     pub fn derived(owner: u64, keychain: u32, index: u32) -> Self {
-        Self { owner, derivation: Some(Derivation { keychain, index }) }
+        Self {
+            owner,
+            derivation: Some(Derivation { keychain, index }),
+        }
     }
 }
 
@@ -104,6 +110,8 @@ pub struct TxRecord {
 
 /// What one block did to the watched set. Emitted once per block of the best chain, in height
 /// order, including blocks that touch nothing (so the store can record the header chain).
+///
+/// Apply `created` before `spent`: a block can create a watched output and spend it again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockDelta {
     /// The block's header facts.
@@ -119,7 +127,12 @@ pub struct BlockDelta {
 impl BlockDelta {
     /// A delta for a block that touches nothing watched.
     pub fn empty(meta: BlockMeta) -> Self {
-        Self { meta, created: Vec::new(), spent: Vec::new(), txs: Vec::new() }
+        Self {
+            meta,
+            created: Vec::new(),
+            spent: Vec::new(),
+            txs: Vec::new(),
+        }
     }
 
     /// True when the block neither created nor spent a watched output.
@@ -173,7 +186,10 @@ mod tests {
             prev_hash: BlockHash::all_zeros(),
             time: 1,
         };
-        let op = OutPoint { txid: Txid::all_zeros(), vout: 1 };
+        let op = OutPoint {
+            txid: Txid::all_zeros(),
+            vout: 1,
+        };
         let delta = BlockDelta {
             meta,
             created: vec![WatchedOutput {
@@ -192,7 +208,11 @@ mod tests {
                 value: Amount::from_sat(1_000),
                 owner: ScriptOwner::bare(3),
             }],
-            txs: vec![TxRecord { txid: Txid::all_zeros(), tx_index: 1, raw: vec![1, 2, 0xff] }],
+            txs: vec![TxRecord {
+                txid: Txid::all_zeros(),
+                tx_index: 1,
+                raw: vec![1, 2, 0xff],
+            }],
         };
         let json = serde_json::to_string(&delta).expect("serialize");
         assert!(json.contains("\"0102ff\""));
