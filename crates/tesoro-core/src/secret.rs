@@ -103,12 +103,14 @@ pub fn find_secret(text: &str) -> Option<SecretKind> {
             return Some(kind);
         }
     }
+    // Words are split on anything but letters, so a phrase hidden inside a descriptor
+    // (`wpkh(legal winner …/0/*)`) or numbered (`1. legal 2. winner`) is still one run.
     let mut run = 0;
-    for word in text.split(|c: char| c.is_whitespace() || c == ',' || c == ';') {
+    for word in text.split(|c: char| !c.is_ascii_alphabetic()) {
         if word.is_empty() {
             continue;
         }
-        if word.chars().all(|c| c.is_ascii_alphabetic()) && is_seed_word(word) {
+        if is_seed_word(word) {
             run += 1;
             if run >= SEED_RUN {
                 return Some(SecretKind::SeedPhrase);
@@ -184,7 +186,7 @@ mod tests {
             None
         );
         assert_eq!(find_secret("El Salvador"), None);
-        // Eleven word-list words in a row are ordinary prose, not a seed phrase.
+        // Word-list words in prose, fewer than twelve in a row, are not a seed phrase.
         assert_eq!(
             find_secret("the office will buy one coin each day and hold it for the public"),
             None
@@ -199,6 +201,21 @@ mod tests {
         assert!(!text.contains(&XPRV[..20]));
         assert!(text.contains("argument 3"));
         assert!(text.contains("watch-only"));
+    }
+
+    #[test]
+    fn seed_inside_a_descriptor_or_numbered() {
+        let words = "legal winner thank year wave sausage worth useful legal winner thank yellow";
+        assert_eq!(
+            find_secret(&format!("wpkh([d34db33f/84h/0h/0h]{words}/0/*)")),
+            Some(SecretKind::SeedPhrase)
+        );
+        let numbered: String = words
+            .split(' ')
+            .enumerate()
+            .map(|(i, w)| format!("{}. {w}\n", i + 1))
+            .collect();
+        assert_eq!(find_secret(&numbered), Some(SecretKind::SeedPhrase));
     }
 
     #[test]

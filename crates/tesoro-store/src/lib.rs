@@ -123,6 +123,21 @@ async fn connect(url: &str, create_file: bool) -> Result<(AnyPool, Backend)> {
     Ok((pool, backend))
 }
 
+/// `init` on a server where the database is not there yet creates it (the role needs
+/// CREATEDB); an operator who created it by hand loses nothing.
+async fn create_pg_database_if_missing(url: &str) -> Result<()> {
+    use sqlx::migrate::MigrateDatabase;
+    sqlx::any::install_default_drivers();
+    let err = |source| StoreError::Connect {
+        url: redact_url(url),
+        source,
+    };
+    if !sqlx::Any::database_exists(url).await.map_err(err)? {
+        sqlx::Any::create_database(url).await.map_err(err)?;
+    }
+    Ok(())
+}
+
 async fn migrate(pool: &AnyPool, backend: Backend, url: &str) -> Result<()> {
     let migrator = match backend {
         Backend::Sqlite => &SQLITE_MIGRATIONS,
@@ -156,6 +171,9 @@ impl Store {
     /// Sets up a database for `network` (creating a SQLite file if needed) and opens it.
     /// Running it again for the same network changes nothing.
     pub async fn init(url: &str, network: ChainNetwork) -> Result<(Store, InitOutcome)> {
+        if Backend::of_url(url)? == Backend::Postgres {
+            create_pg_database_if_missing(url).await?;
+        }
         let (pool, backend) = connect(url, true).await?;
         migrate(&pool, backend, url).await?;
         let mut tx = pool.begin().await?;

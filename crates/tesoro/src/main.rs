@@ -1,1 +1,138 @@
-fn main() {}
+//! tesoro: the command line of a strategic Bitcoin reserve's watch-only ledger.
+//!
+//! Thin by design: parse arguments, open the store, call the library, print.
+
+mod cmd;
+mod config;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Watch-only ledger, statements and planning for a state's strategic Bitcoin reserve.
+#[derive(Debug, Parser)]
+#[command(name = "tesoro", version, about, long_about = None)]
+pub struct Cli {
+    /// Config file (default: ./tesoro.toml).
+    #[arg(long, global = true, env = "TESORO_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Database URL, overriding the config: sqlite://FILE or postgres://USER:PW@HOST/DB.
+    #[arg(
+        long,
+        global = true,
+        env = "TESORO_DB",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    db: Option<String>,
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG also works.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a database (SQLite file by default) and tesoro.toml.
+    Init(cmd::init::InitArgs),
+    /// Entities: a state and its agencies.
+    #[command(subcommand)]
+    Entity(cmd::entity::EntityCmd),
+    /// Watch-only wallets: descriptors or published addresses.
+    #[command(subcommand)]
+    Wallet(cmd::wallet::WalletCmd),
+    /// Mining and accumulation plans: backtests and projections.
+    Plan(cmd::plan::PlanCmd),
+}
+
+/// Global options every command may need.
+#[derive(Debug, Clone)]
+pub struct Globals {
+    /// Config path.
+    pub config: PathBuf,
+    /// `--db` / `TESORO_DB`.
+    pub db: Option<String>,
+}
+
+impl Globals {
+    /// Opens the database the options point at.
+    pub async fn open_store(&self) -> anyhow::Result<tesoro_store::Store> {
+        let resolved = config::resolve(self.db.as_deref(), &self.config)?;
+        Ok(tesoro_store::Store::open(&resolved.url).await?)
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn main() -> ExitCode {
+    // Refuse private key material before clap sees it: clap echoes unexpected arguments in
+    // its errors, and a secret must never be printed back.
+    let args: Vec<String> = match std::env::args_os()
+        .map(|a| a.into_string())
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(a) => a,
+        Err(_) => {
+            eprintln!("error: an argument is not valid UTF-8");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = tesoro_core::secret::refuse_secret_in_args(args.iter().skip(1)) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    let cli = Cli::parse_from(&args);
+    init_logging(cli.verbose);
+    let globals = Globals {
+        config: cli
+            .config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(config::DEFAULT_CONFIG)),
+        db: cli.db.clone(),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Init(a) => cmd::init::run(a, &globals).await,
+            Command::Entity(c) => cmd::entity::run(c, &globals).await,
+            Command::Wallet(c) => cmd::wallet::run(c, &globals).await,
+            Command::Plan(c) => cmd::plan::run(c),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
