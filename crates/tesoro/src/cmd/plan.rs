@@ -168,11 +168,15 @@ fn parse_date(s: &str) -> Result<Date, String> {
 pub fn run(cmd: PlanCmd) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
+    dispatch(cmd, &mut out)
+}
+
+fn dispatch(cmd: PlanCmd, out: &mut dyn Write) -> anyhow::Result<()> {
     match cmd.command {
-        PlanSub::Mine(a) => run_plan(a, Kind::Mining, &mut out),
-        PlanSub::Accumulate(a) => run_plan(a, Kind::Accumulation, &mut out),
-        PlanSub::Compare(a) => compare(a, &mut out),
-        PlanSub::Hashprice(a) => hashprice(a, &mut out),
+        PlanSub::Mine(a) => run_plan(a, Kind::Mining, out),
+        PlanSub::Accumulate(a) => run_plan(a, Kind::Accumulation, out),
+        PlanSub::Compare(a) => compare(a, out),
+        PlanSub::Hashprice(a) => hashprice(a, out),
     }
 }
 
@@ -1148,4 +1152,176 @@ fn hashprice(a: HashpriceArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     writeln!(out, "{t}")?;
     writeln!(out, "hashprice = 1e15 × 86400 × (subsidy + fees per block) × price / (difficulty × 2^32); difficulty = HashRate × 1e12 × 86400 / (2^32 × BlkCnt)")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, clap::Parser)]
+    struct TestCli {
+        #[command(flatten)]
+        cmd: PlanCmd,
+    }
+
+    fn plans(name: &str) -> String {
+        format!("{}/../../plans/{name}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    fn exec(args: &[&str]) -> anyhow::Result<String> {
+        let mut argv = vec!["plan"];
+        argv.extend_from_slice(args);
+        let cli = TestCli::try_parse_from(argv)?;
+        let mut buf = Vec::new();
+        dispatch(cli.cmd, &mut buf)?;
+        Ok(String::from_utf8(buf)?)
+    }
+
+    #[test]
+    fn mining_backtest_json_has_totals_and_fiscal_years() {
+        let p = plans("pakistan-2000mw.toml");
+        let out = exec(&[
+            "mine",
+            "--backtest",
+            &p,
+            "--from",
+            "2025-07-17",
+            "--to",
+            "2025-12-29",
+            "--json",
+        ])
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["mode"], "backtest");
+        assert_eq!(v["currency"], "PKR");
+        assert!(v["total"]["btc_mined"].as_f64().unwrap() > 0.0);
+        assert_eq!(v["fiscal_years"][0]["period"], "FY2025-26");
+        assert_eq!(v["periods"].as_array().unwrap().len(), 6);
+    }
+
+    #[test]
+    fn accumulation_backtest_csv_and_table() {
+        let p = plans("el-salvador-1btc-day.toml");
+        let csv = exec(&[
+            "accumulate",
+            &p,
+            "--backtest",
+            "--to",
+            "2025-07-17",
+            "--by",
+            "year",
+            "--csv",
+        ])
+        .unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert!(lines[0].starts_with("period,from,to,bought_btc"));
+        assert_eq!(lines.len(), 5);
+        assert!(lines[1].starts_with("2022,2022-11-17,2022-12-31,45.0"));
+        let table = exec(&["accumulate", &p, "--backtest", "--to", "2025-07-17"]).unwrap();
+        assert!(table.contains("974.0000") && table.contains("average price paid"));
+    }
+
+    #[test]
+    fn monte_carlo_json_is_seeded_and_ordered() {
+        let p = plans("el-salvador-1btc-day.toml");
+        let args = [
+            "accumulate",
+            p.as_str(),
+            "--from",
+            "2025-07-17",
+            "--years",
+            "1",
+            "--paths",
+            "200",
+            "--seed",
+            "3",
+            "--json",
+        ];
+        let a = exec(&args).unwrap();
+        assert_eq!(a, exec(&args).unwrap());
+        let v: serde_json::Value = serde_json::from_str(&a).unwrap();
+        for s in v["monte_carlo"]["series"].as_array().unwrap() {
+            for p in s["percentiles"].as_array().unwrap() {
+                let p: Vec<f64> = p
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap())
+                    .collect();
+                assert!(p.windows(2).all(|w| w[0] <= w[1]));
+            }
+        }
+    }
+
+    #[test]
+    fn chart_compare_and_hashprice() {
+        let dir = tempfile::tempdir().unwrap();
+        let svg = dir.path().join("out.svg");
+        let p = plans("pakistan-2000mw.toml");
+        exec(&[
+            "mine",
+            &p,
+            "--years",
+            "1",
+            "--paths",
+            "100",
+            "--chart",
+            svg.to_str().unwrap(),
+            "--csv",
+        ])
+        .unwrap();
+        assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
+        let out = exec(&[
+            "compare",
+            &p,
+            &plans("us-budget-neutral.toml"),
+            "--from",
+            "2025-07-17",
+            "--years",
+            "1",
+            "--json",
+        ])
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v.as_array().unwrap().len(), 2);
+        let out = exec(&[
+            "hashprice",
+            "--from",
+            "2024-07-04",
+            "--to",
+            "2024-07-04",
+            "--json",
+        ])
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let hp = v[0]["hashprice_usd_per_ph_day"].as_f64().unwrap();
+        assert!((hp - 44.84).abs() < 0.2, "{hp}");
+    }
+
+    #[test]
+    fn misuse_gets_clear_errors() {
+        let p = plans("pakistan-2000mw.toml");
+        let e = exec(&["mine", &p, "--backtest", "--paths", "10"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--paths"), "{e}");
+        let e = exec(&["accumulate", &p]).unwrap_err().to_string();
+        assert!(e.contains("tesoro plan mine"), "{e}");
+        let e = exec(&["mine", &p, "--to", "2025-01-01"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--backtest"), "{e}");
+        let e = exec(&["mine", &p, "--backtest", "--from", "2019-01-01"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("2019-01-01") && e.contains("outside"), "{e}");
+        let e = exec(&["mine", &p, "--years", "0"]).unwrap_err().to_string();
+        assert!(e.contains("--years"), "{e}");
+        let e = exec(&["mine", "/nonexistent/plan.toml"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nonexistent/plan.toml"), "{e}");
+        assert!(exec(&["mine", &p, "--from", "2025-13-01"]).is_err());
+    }
 }
