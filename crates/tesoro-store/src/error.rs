@@ -43,6 +43,9 @@ pub enum StoreError {
     /// A unique name or script is taken.
     #[error("{0}")]
     Duplicate(String),
+    /// A write that contradicts what is stored (a fork not yet undone, a double spend).
+    #[error("{0}")]
+    Conflict(String),
     /// Something named does not exist.
     #[error("{0}")]
     NotFound(String),

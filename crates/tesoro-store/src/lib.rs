@@ -9,6 +9,7 @@
 //! heights) and text, never floats; nothing here knows where blocks come from.
 #![warn(missing_docs)]
 
+mod chain_index;
 mod error;
 mod registry;
 
@@ -18,6 +19,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor, Row};
 use tesoro_core::ChainNetwork;
 
+pub use chain_index::{ApplyOutcome, TxTouch, UtxoRow};
 pub use error::{redact_url, StoreError};
 pub use registry::{NewEntity, NewWallet, NewWalletKind, WalletAddressRow, WalletKind, WalletRow};
 
