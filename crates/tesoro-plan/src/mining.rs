@@ -82,6 +82,23 @@ impl MiningPlan {
         gen.share * self.it_mw() * 1e6 / gen.efficiency_j_per_th
     }
 
+    /// The same plan started on `start`: the start and every fleet date move by the same
+    /// number of days (a backtest asks "what would this plant have produced from then?").
+    pub fn rebased(&self, start: Date) -> Result<MiningPlan> {
+        let shift = start - self.start;
+        let mv = |d: Date| {
+            d.checked_add(shift)
+                .ok_or_else(|| option_err("--from", format!("cannot move {d} by {shift}")))
+        };
+        let mut p = self.clone();
+        p.start = start;
+        for g in &mut p.fleet {
+            g.deployed = mv(g.deployed)?;
+            g.retired = g.retired.map(mv).transpose()?;
+        }
+        Ok(p)
+    }
+
     /// Power, hashrate and bills on `date`.
     pub fn plant_day(&self, date: Date) -> PlantDay {
         let run = self.running_fraction(date);

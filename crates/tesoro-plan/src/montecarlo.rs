@@ -1,6 +1,6 @@
 //! Monte Carlo projections over price and network hashrate.
 //!
-//! Two generators: a block bootstrap of historical daily log returns (default) that draws price
+//! Two generators: a circular block bootstrap of historical daily log returns (default) that draws price
 //! and difficulty returns *from the same historical days*, so their correlation (and the fees of
 //! those days) is kept; and correlated geometric Brownian motion with parameters fitted to the
 //! same window. Every path has its own ChaCha8 stream (`seed`, stream = path index), so results
@@ -255,12 +255,16 @@ impl PathStream<'_> {
         let g = self.g;
         match g.method {
             Method::Bootstrap { block_days } => {
+                // Circular block bootstrap: a block may wrap from the last day of the window
+                // to the first, so every historical day is drawn equally often (a plain
+                // block bootstrap under-weights both ends and biases the drift).
+                let n = g.price_factor.len();
                 if self.left == 0 {
-                    self.pos = self.rng.gen_range(0..=g.price_factor.len() - block_days);
+                    self.pos = self.rng.gen_range(0..n);
                     self.left = block_days;
                 }
                 let i = self.pos;
-                self.pos += 1;
+                self.pos = if i + 1 == n { 0 } else { i + 1 };
                 self.left -= 1;
                 (
                     g.price_factor[i],
@@ -437,7 +441,7 @@ pub fn run<M: PathModel>(
                         }
                         let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                         if let Some(cb) = progress {
-                            if n % 64 == 0 || n == opts.paths {
+                            if n.is_multiple_of(64) || n == opts.paths {
                                 cb(n);
                             }
                         }

@@ -363,3 +363,20 @@ fn every_example_plan_loads_and_runs() {
     }
     assert_eq!(n, 3);
 }
+
+#[test]
+fn a_rebased_plan_moves_its_fleet_dates_with_its_start() {
+    let text = mining_text(100.0, 25.0, 0.05, 0.07, false).replace(
+        "deployed = 2021-01-01\n",
+        "deployed = 2021-01-01\nretired = 2022-01-01\n",
+    );
+    let p = mining(&text).rebased(date!(2023 - 01 - 01)).unwrap();
+    assert_eq!(p.start, date!(2023 - 01 - 01));
+    assert_eq!(p.fleet[0].deployed, date!(2023 - 01 - 01));
+    assert_eq!(p.fleet[0].retired, Some(date!(2024 - 01 - 01)));
+    let run =
+        mining::backtest(&p, &history(), date!(2023 - 06 - 01), date!(2024 - 02 - 01)).unwrap();
+    let on = |d| run.days.iter().find(|x| x.date == d).unwrap().btc_mined;
+    assert!(on(date!(2023 - 12 - 31)) > 0.0);
+    assert_eq!(on(date!(2024 - 01 - 01)), 0.0);
+}

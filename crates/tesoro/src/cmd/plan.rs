@@ -78,8 +78,9 @@ struct CommonArgs {
     /// Run over real history instead of projecting forward.
     #[arg(long)]
     backtest: bool,
-    /// First day (YYYY-MM-DD). Backtest default: the plan's start. Projection default: the
-    /// plan's start, or the last day of history if the start is later.
+    /// First day (YYYY-MM-DD). Backtest default: the plan's start (a mining backtest from
+    /// another day runs the plan as if started then). Projection default: the plan's start,
+    /// or the last day of history if the start is later.
     #[arg(long, value_parser = parse_date)]
     from: Option<Date>,
     /// Last day of a backtest (YYYY-MM-DD; default: last day of history).
@@ -235,10 +236,19 @@ fn execute(plan: &Plan, c: &CommonArgs, history: &History) -> anyhow::Result<Out
         let from = c.from.unwrap_or(plan.start());
         let to = c.to.unwrap_or(history.last());
         return Ok(match plan {
-            Plan::Mining(p) => Outcome::Mining(
-                Box::new(mining::backtest(p, history, from, to)?),
-                p.fiscal_year_start_month,
-            ),
+            Plan::Mining(p) => {
+                // A mining backtest asks what the plant would have produced had it started
+                // on --from: the plan's dates move with it.
+                let rebased = p.rebased(from)?;
+                let mut run = mining::backtest(&rebased, history, from, to)?;
+                if from != p.start {
+                    run.assumptions.push((
+                        "plan dates moved".into(),
+                        format!("start {} → {from}, fleet dates by the same offset", p.start),
+                    ));
+                }
+                Outcome::Mining(Box::new(run), p.fiscal_year_start_month)
+            }
             Plan::Accumulation(p) => Outcome::Accumulation(
                 Box::new(accumulate::backtest(p, history, from, to)?),
                 p.fiscal_year_start_month,
@@ -1302,6 +1312,22 @@ mod tests {
     #[test]
     fn misuse_gets_clear_errors() {
         let p = plans("pakistan-2000mw.toml");
+        // The example: what the plan would have produced from 2021.
+        let out = exec(&[
+            "mine",
+            "--backtest",
+            &p,
+            "--from",
+            "2021-01-01",
+            "--to",
+            "2025-12-29",
+            "--json",
+        ])
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["total"]["days"], 1824);
+        assert!(v["periods"][0]["btc_mined"].as_f64().unwrap() > 0.0);
+        assert!(out.contains("plan dates moved"));
         let e = exec(&["mine", &p, "--backtest", "--paths", "10"])
             .unwrap_err()
             .to_string();
