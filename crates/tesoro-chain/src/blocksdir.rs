@@ -551,8 +551,14 @@ fn read_block_from(
             reason: format!("block length {} too large", loc.len),
         });
     }
-    buf.clear();
-    buf.resize(loc.len as usize, 0);
+    // Reused buffers keep their old bytes: only grow (zeroing the new part) or cut, since the
+    // read overwrites every byte anyway.
+    let len = loc.len as usize;
+    if buf.len() < len {
+        buf.resize(len, 0);
+    } else {
+        buf.truncate(len);
+    }
     read_at(file, &f.path, buf, loc.offset)?;
     key.apply(buf, loc.offset);
     Ok(())
@@ -727,22 +733,27 @@ impl PendingBlock<'_> {
         &self.block
     }
 
-    /// Read and check it.
-    pub fn read(&self) -> Result<RawBlock> {
+    /// Read and check it, into `buf` (its old contents are replaced).
+    pub fn read(&self, buf: Vec<u8>) -> Result<RawBlock> {
         let f = self.dir.file(self.block.location.file)?;
         let file = File::open(&f.path).map_err(|e| ChainError::io(&f.path, e))?;
-        read_checked(&file, f, self.dir.key, &self.block)
+        read_checked(&file, f, self.dir.key, &self.block, buf)
     }
 }
 
 impl crate::scanner::LoadBlock for PendingBlock<'_> {
-    fn load(self) -> Result<RawBlock> {
-        self.read()
+    fn load(self, buf: Vec<u8>) -> Result<RawBlock> {
+        self.read(buf)
     }
 }
 
-fn read_checked(file: &File, f: &BlkFile, key: XorKey, b: &IndexedBlock) -> Result<RawBlock> {
-    let mut bytes = Vec::new();
+fn read_checked(
+    file: &File,
+    f: &BlkFile,
+    key: XorKey,
+    b: &IndexedBlock,
+    mut bytes: Vec<u8>,
+) -> Result<RawBlock> {
     read_block_from(file, f, key, b.location, &mut bytes)?;
     let found = match bytes.get(..HEADER_LEN) {
         Some(h) => BlockHash::hash(h),
@@ -786,7 +797,7 @@ impl BlockReader<'_> {
             self.open = Some((b.location.file, file));
         }
         match &self.open {
-            Some((_, file)) => read_checked(file, f, self.dir.key, &b),
+            Some((_, file)) => read_checked(file, f, self.dir.key, &b, Vec::new()),
             None => Err(ChainError::io(
                 &f.path,
                 std::io::Error::other("file not open"),

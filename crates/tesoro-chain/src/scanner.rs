@@ -35,18 +35,19 @@ use crate::watch::{outpoint_key, ScriptIndex, WatchSet, WatchedUtxo};
 /// Something that yields a [`RawBlock`] when asked; lets the parse workers do the reading (so
 /// reads and de-obfuscation run in parallel too) while the source only hands out positions.
 pub trait LoadBlock: Send {
-    /// Read the block.
-    fn load(self) -> Result<RawBlock>;
+    /// Read the block, into `buf` if that suits the source: the scanner hands back the buffers
+    /// of applied blocks so steady-state reading allocates (and page-faults) nothing.
+    fn load(self, buf: Vec<u8>) -> Result<RawBlock>;
 }
 
 impl LoadBlock for RawBlock {
-    fn load(self) -> Result<RawBlock> {
+    fn load(self, _buf: Vec<u8>) -> Result<RawBlock> {
         Ok(self)
     }
 }
 
 impl LoadBlock for Result<RawBlock> {
-    fn load(self) -> Result<RawBlock> {
+    fn load(self, _buf: Vec<u8>) -> Result<RawBlock> {
         self
     }
 }
@@ -536,7 +537,13 @@ impl<'w> Scanner<'w> {
         })
     }
 
-    fn finish<F, E>(&mut self, p: Parsed, scripts: &RwLock<ScriptIndex>, sink: &mut F) -> Result<()>
+    /// Settle, apply and sink one parsed block; returns its buffer for reuse.
+    fn finish<F, E>(
+        &mut self,
+        p: Parsed,
+        scripts: &RwLock<ScriptIndex>,
+        sink: &mut F,
+    ) -> Result<Vec<u8>>
     where
         F: FnMut(BlockDelta) -> std::result::Result<(), E>,
         E: std::fmt::Display,
@@ -550,7 +557,8 @@ impl<'w> Scanner<'w> {
         sink(delta).map_err(|e| ChainError::Sink {
             height,
             reason: e.to_string(),
-        })
+        })?;
+        Ok(p.raw.bytes)
     }
 
     fn scan_serial<It, T, F, E>(
@@ -565,13 +573,14 @@ impl<'w> Scanner<'w> {
         F: FnMut(BlockDelta) -> std::result::Result<(), E>,
         E: std::fmt::Display,
     {
+        let mut spare = Vec::new();
         for item in blocks {
-            let raw = item.load()?;
+            let raw = item.load(std::mem::take(&mut spare))?;
             let p = {
                 let guard = scripts.read().unwrap_or_else(PoisonError::into_inner);
                 parse(raw, &guard)?
             };
-            self.finish(p, scripts, sink)?;
+            spare = self.finish(p, scripts, sink)?;
         }
         Ok(())
     }
@@ -599,12 +608,13 @@ impl<'w> Scanner<'w> {
         }
         let ticket_rx = Mutex::new(ticket_rx);
         let source = Mutex::new((0usize, blocks));
+        let buffers: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
         let (res_tx, res_rx) = channel::<(usize, Result<Parsed>)>();
 
         std::thread::scope(|s| {
             for _ in 0..threads {
                 let res_tx = res_tx.clone();
-                let (ticket_rx, source) = (&ticket_rx, &source);
+                let (ticket_rx, source, buffers) = (&ticket_rx, &source, &buffers);
                 s.spawn(move || loop {
                     let got = ticket_rx
                         .lock()
@@ -620,7 +630,8 @@ impl<'w> Scanner<'w> {
                         src.1.next().map(|item| (seq, item))
                     };
                     let Some((seq, item)) = next else { break };
-                    let parsed = item.load().and_then(|raw| {
+                    let buf = buffers.lock().unwrap_or_else(PoisonError::into_inner).pop();
+                    let parsed = item.load(buf.unwrap_or_default()).and_then(|raw| {
                         let guard = scripts.read().unwrap_or_else(PoisonError::into_inner);
                         parse(raw, &guard)
                     });
@@ -640,7 +651,11 @@ impl<'w> Scanner<'w> {
             for (seq, parsed) in res_rx.iter() {
                 pending.insert(seq, parsed);
                 while let Some(p) = pending.remove(&next) {
-                    self.finish(p?, scripts, sink)?;
+                    let buf = self.finish(p?, scripts, sink)?;
+                    buffers
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(buf);
                     next += 1;
                     let _ = ticket_tx.send(());
                 }
