@@ -177,10 +177,20 @@ impl Store {
     /// from a stored block at its height, is refused (undo the fork with [`Store::rollback_to`]
     /// first) and nothing of the batch is written.
     pub async fn apply_blocks(&self, deltas: &[BlockDelta]) -> Result<ApplyOutcome> {
+        self.apply_blocks_for(deltas, &[]).await
+    }
+
+    /// [`Store::apply_blocks`], and in the same transaction records that `wallets` have been
+    /// scanned up to the batch's last block.
+    pub async fn apply_blocks_for(
+        &self,
+        deltas: &[BlockDelta],
+        wallets: &[i64],
+    ) -> Result<ApplyOutcome> {
         let mut out = ApplyOutcome::default();
-        if deltas.is_empty() {
+        let Some(last) = deltas.last() else {
             return Ok(out);
-        }
+        };
         let mut tx = self.pool.begin().await?;
         let tip_row = sqlx::query(
             "SELECT height, hash, prev_hash, time FROM blocks ORDER BY height DESC LIMIT 1",
@@ -319,6 +329,16 @@ impl Store {
             }
             let _ = new_block;
         }
+        for w in wallets {
+            sqlx::query(
+                "INSERT INTO wallet_sync (wallet_id, synced_to) VALUES ($1, $2) \
+                 ON CONFLICT (wallet_id) DO UPDATE SET synced_to = excluded.synced_to",
+            )
+            .bind(*w)
+            .bind(i64::from(last.meta.height))
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(out)
     }
@@ -348,6 +368,14 @@ impl Store {
             .bind(h)
             .execute(&mut *tx)
             .await?;
+        if h < 0 {
+            sqlx::query("DELETE FROM wallet_sync").execute(&mut *tx).await?;
+        } else {
+            sqlx::query("UPDATE wallet_sync SET synced_to = $1 WHERE synced_to > $1")
+                .bind(h)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(r.rows_affected() as u32)
     }
@@ -452,6 +480,16 @@ impl Store {
             e.sent += sent as u64;
         }
         Ok(by_tx.into_values().collect())
+    }
+
+    /// How far each wallet has been scanned (wallets never scanned are absent).
+    pub async fn wallet_sync_heights(&self) -> Result<std::collections::HashMap<i64, u32>> {
+        let rows = sqlx::query("SELECT wallet_id, synced_to FROM wallet_sync")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("wallet_id")?, u32_col(r, "synced_to")?)))
+            .collect()
     }
 
     /// The raw bytes of a stored transaction.

@@ -5,6 +5,7 @@
 mod cmd;
 mod config;
 mod output;
+mod sync;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +45,14 @@ enum Command {
     /// Watch-only wallets: descriptors or published addresses.
     #[command(subcommand)]
     Wallet(cmd::wallet::WalletCmd),
+    /// Bring the chain index up to a source's tip (resumable; handles reorgs).
+    Sync(cmd::sync::SyncArgs),
+    /// Holdings at the tip or at a past height or date, per entity, wallet or address.
+    Balance(cmd::holdings::BalanceArgs),
+    /// Unspent outputs of the reserve.
+    Utxos(cmd::holdings::UtxosArgs),
+    /// Transactions touching the reserve.
+    History(cmd::holdings::HistoryArgs),
     /// Mining and accumulation plans: backtests and projections.
     Plan(cmd::plan::PlanCmd),
 }
@@ -122,6 +131,10 @@ fn main() -> ExitCode {
             Command::Init(a) => cmd::init::run(a, &globals).await,
             Command::Entity(c) => cmd::entity::run(c, &globals).await,
             Command::Wallet(c) => cmd::wallet::run(c, &globals).await,
+            Command::Sync(a) => cmd::sync::run(a, &globals).await,
+            Command::Balance(a) => cmd::holdings::balance(a, &globals).await,
+            Command::Utxos(a) => cmd::holdings::utxos(a, &globals).await,
+            Command::History(a) => cmd::holdings::history(a, &globals).await,
             Command::Plan(c) => cmd::plan::run(c),
         }
     });

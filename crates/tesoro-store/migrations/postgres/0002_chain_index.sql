@@ -39,3 +39,10 @@ CREATE INDEX outputs_height ON outputs (height);
 CREATE INDEX outputs_spent_height ON outputs (spent_height);
 CREATE INDEX outputs_wallet ON outputs (wallet_id);
 CREATE INDEX outputs_script ON outputs (script_pubkey);
+
+-- How far each wallet has been scanned: a wallet added after a sync is caught up from its
+-- birth height before the sync goes on with everything.
+CREATE TABLE wallet_sync (
+    wallet_id BIGINT PRIMARY KEY REFERENCES wallets (id),
+    synced_to BIGINT NOT NULL
+);
