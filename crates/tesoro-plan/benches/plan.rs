@@ -21,16 +21,42 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> (f64, f64) {
-    let mut t: Vec<f64> = (0..runs)
+/// CPU seconds (user + system) used by this process so far, from /proc (Linux).
+fn cpu_seconds() -> f64 {
+    let Ok(s) = std::fs::read_to_string("/proc/self/stat") else {
+        return f64::NAN;
+    };
+    // Fields after the command name: state is field 3; utime and stime are 14 and 15.
+    let rest = s.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| {
+        f.get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (tick(11) + tick(12)) / 100.0
+}
+
+/// (min wall s, median wall s, median CPU s) over `runs` runs.
+fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> (f64, f64, f64) {
+    let mut t: Vec<(f64, f64)> = (0..runs)
         .map(|_| {
+            let c = cpu_seconds();
             let s = Instant::now();
             std::hint::black_box(f());
-            s.elapsed().as_secs_f64()
+            (s.elapsed().as_secs_f64(), cpu_seconds() - c)
         })
         .collect();
-    t.sort_by(f64::total_cmp);
-    (t[0], t[t.len() / 2])
+    t.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut cpu: Vec<f64> = t.iter().map(|x| x.1).collect();
+    cpu.sort_by(f64::total_cmp);
+    (t[0].0, t[t.len() / 2].0, cpu[cpu.len() / 2])
+}
+
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 fn main() {
@@ -52,22 +78,22 @@ fn main() {
     ] {
         let mut o = McOptions::new(days);
         o.method = method;
-        let (min, med) = time(5, || {
+        let (min, med, cpu) = time(5, || {
             mining::monte_carlo(&mp, &h, from, &o, None).expect("mc")
         });
         println!(
-            "mining MC, {label}: {} paths × {days} days = {:.1}M path-days: min {:.3} s, median {:.3} s",
+            "mining MC, {label}: {} paths × {days} days = {:.1}M path-days: wall min {min:.3} s, median {med:.3} s; CPU {cpu:.2} s (load {})",
             o.paths,
             (o.paths * days) as f64 / 1e6,
-            min,
-            med
+            load()
         );
-        let (min, med) = time(5, || {
+        let (min, med, cpu) = time(5, || {
             accumulate::monte_carlo(&ap, &h, from, &o, None).expect("mc")
         });
         println!(
-            "accumulation MC, {label}: {} paths × {days} days: min {:.3} s, median {:.3} s",
-            o.paths, min, med
+            "accumulation MC, {label}: {} paths × {days} days: wall min {min:.3} s, median {med:.3} s; CPU {cpu:.2} s (load {})",
+            o.paths,
+            load()
         );
     }
     let cps = checkpoints(days).len();
@@ -75,7 +101,7 @@ fn main() {
         "MC result buffer: 10,000 paths × {cps} checkpoints × 8 series × 4 B = {:.1} MiB (independent of days)",
         (10_000 * cps * 8 * 4) as f64 / (1024.0 * 1024.0)
     );
-    let (min, med) = time(21, || {
+    let (min, med, _) = time(21, || {
         mining::backtest(&mp, &h, date!(2021 - 01 - 01), date!(2025 - 12 - 29)).expect("bt")
     });
     println!(
@@ -83,7 +109,7 @@ fn main() {
         min * 1e3,
         med * 1e3
     );
-    let (min, med) = time(21, || {
+    let (min, med, _) = time(21, || {
         accumulate::backtest(&ap, &h, date!(2021 - 01 - 01), date!(2025 - 12 - 29)).expect("bt")
     });
     println!(
@@ -91,7 +117,7 @@ fn main() {
         min * 1e3,
         med * 1e3
     );
-    let (min, med) = time(21, || History::embedded().expect("history"));
+    let (min, med, _) = time(21, || History::embedded().expect("history"));
     println!(
         "parse embedded history (2,191 rows): min {:.2} ms, median {:.2} ms",
         min * 1e3,

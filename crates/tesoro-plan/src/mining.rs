@@ -112,8 +112,12 @@ impl MiningPlan {
                     ths += self.generation_ths(i) * run;
                 }
             }
-            let amortised_until =
-                g.deployed + Duration::days((self.capex_lifetime_years * 365.25).round() as i64);
+            let amortised_until = g
+                .deployed
+                .checked_add(Duration::days(
+                    (self.capex_lifetime_years * 365.25).round() as i64
+                ))
+                .unwrap_or(Date::MAX);
             if date >= self.start && date >= g.deployed && date < amortised_until {
                 capex += self.annuity_per_day(g.capex_usd_per_th * self.generation_ths(i));
             }

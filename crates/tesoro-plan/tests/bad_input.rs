@@ -243,6 +243,8 @@ fn date_s() -> impl Strategy<Value = String> {
     prop_oneof![
         (2015i32..2035, 1u8..13, 1u8..29).prop_map(|(y, m, d)| format!("{y:04}-{m:02}-{d:02}")),
         Just("\"2025-02-30\"".to_string()),
+        Just("9999-12-31".to_string()),
+        Just("0001-01-01".to_string()),
         Just("\"soon\"".to_string()),
         Just("1979-05-27T07:32:00Z".to_string()),
     ]
@@ -298,5 +300,37 @@ proptest! {
     fn no_random_text_panics(s in "\\PC{0,400}") {
         let _ = parse_plan(&s, "random.toml", None);
         let _ = History::parse(&s, "random.csv");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 100, .. ProptestConfig::default() })]
+
+    /// Plans inside the accepted ranges always run and give finite numbers.
+    #[test]
+    fn plans_in_range_run_and_give_finite_numbers(
+        mw in 0.1f64..5000.0, share in 0.1f64..100.0, pue in 1.0f64..3.0, up in 0.0f64..100.0,
+        eff in 5.0f64..200.0, paid in 0.0f64..1.0, rec in 0.0f64..1.0, fee in 0.0f64..50.0,
+        sell in prop_oneof![Just("none"), Just("electricity"), Just("all_costs")],
+        start_off in 0i64..2000, rate in 0.0f64..30.0, capex in 0.0f64..100.0,
+    ) {
+        let start = date!(2020-06-01) + time::Duration::days(start_off);
+        let text = format!(
+            "[plan]\nkind = \"mining\"\nname = \"p\"\nstart = {start}\n[power]\ncapacity_mw = {mw}\nmining_share_pct = {share}\npue = {pue}\nuptime_pct = {up}\n[[fleet]]\nname = \"a\"\nefficiency_j_per_th = {eff}\nshare_pct = 100\ndeployed = {start}\ncapex_usd_per_th = {capex}\n[tariff]\ncurrency = \"USD\"\npaid_per_kwh = {paid}\ncost_recovery_per_kwh = {rec}\n[costs]\nfinancing_rate_pct = {rate}\npool_fee_pct = {fee}\n[reserve]\nsell_to_cover = \"{sell}\"\n"
+        );
+        let Ok(Plan::Mining(p)) = parse_plan(&text, "p.toml", None) else {
+            panic!("in-range plan rejected: {text}")
+        };
+        let h = history();
+        let r = mining::backtest(&p, &h, date!(2020-06-01), date!(2025-12-29)).unwrap();
+        let t = &r.total;
+        for v in [t.btc_mined, t.btc_to_reserve, t.revenue_usd, t.subsidy_usd, t.margin_usd, t.mean_hashprice] {
+            prop_assert!(v.is_finite());
+        }
+        prop_assert!(t.btc_to_reserve <= t.btc_mined + 1e-9 && t.btc_to_reserve >= 0.0);
+        let mut o = McOptions::new(200);
+        o.paths = 4;
+        let mc = mining::monte_carlo(&p, &h, date!(2025-07-17), &o, None).unwrap();
+        prop_assert!(mc.series.iter().all(|s| s.percentiles.iter().flatten().all(|v| v.is_finite())));
     }
 }

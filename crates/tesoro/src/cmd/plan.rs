@@ -1097,7 +1097,9 @@ fn compare(a: CompareArgs, out: &mut dyn Write) -> anyhow::Result<()> {
 fn hashprice(a: HashpriceArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let history = load_history(&a.history)?;
     let to = a.to.unwrap_or(history.last());
-    let from = a.from.unwrap_or(to - time::Duration::days(29));
+    let from = a
+        .from
+        .unwrap_or_else(|| to.checked_sub(time::Duration::days(29)).unwrap_or(to));
     let days = history.range("--from/--to", from, to)?;
     if a.out.json {
         let rows: Vec<_> = days
