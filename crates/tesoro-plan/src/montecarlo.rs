@@ -111,6 +111,7 @@ pub struct Generator {
     mu_d: f64,
     sd_d: f64,
     rho: f64,
+    rho_c: f64,
     fee_const: Option<f64>,
     /// Statistics of the window.
     pub fit: FitInfo,
@@ -221,6 +222,7 @@ impl Generator {
             mu_d: target_d.unwrap_or(md),
             sd_d: sd,
             rho,
+            rho_c: (1.0 - rho * rho).sqrt(),
             fee_const: opts.fees_per_block,
             fit,
         })
@@ -250,47 +252,54 @@ pub struct PathStream<'a> {
 
 impl PathStream<'_> {
     /// Next day's (price factor, difficulty factor, fees per block).
-    #[inline]
+    #[inline(always)]
     pub fn next_day(&mut self) -> (f64, f64, f64) {
-        let g = self.g;
-        match g.method {
-            Method::Bootstrap { block_days } => {
-                // Circular block bootstrap: a block may wrap from the last day of the window
-                // to the first, so every historical day is drawn equally often (a plain
-                // block bootstrap under-weights both ends and biases the drift).
-                let n = g.price_factor.len();
-                if self.left == 0 {
-                    self.pos = self.rng.gen_range(0..n);
-                    self.left = block_days;
-                }
-                let i = self.pos;
-                self.pos = if i + 1 == n { 0 } else { i + 1 };
-                self.left -= 1;
-                (
-                    g.price_factor[i],
-                    g.diff_factor[i],
-                    g.fee_const.unwrap_or(g.fees[i]),
-                )
-            }
-            Method::Gbm => {
-                // Marsaglia's polar method: two independent standard normals.
-                let (z1, z2) = loop {
-                    let u: f64 = self.rng.gen::<f64>() * 2.0 - 1.0;
-                    let v: f64 = self.rng.gen::<f64>() * 2.0 - 1.0;
-                    let q = u * u + v * v;
-                    if q > 0.0 && q < 1.0 {
-                        let m = (-2.0 * q.ln() / q).sqrt();
-                        break (u * m, v * m);
-                    }
-                };
-                let zd = g.rho * z1 + (1.0 - g.rho * g.rho).sqrt() * z2;
-                (
-                    (g.mu_p + g.sd_p * z1).exp(),
-                    (g.mu_d + g.sd_d * zd).exp(),
-                    g.fee_const.unwrap_or(g.fit.mean_fees_per_block),
-                )
-            }
+        match self.g.method {
+            Method::Bootstrap { block_days } => self.next_bootstrap(block_days),
+            Method::Gbm => self.next_gbm(),
         }
+    }
+
+    #[inline(always)]
+    fn next_bootstrap(&mut self, block_days: usize) -> (f64, f64, f64) {
+        let g = self.g;
+        // Circular block bootstrap: a block may wrap from the last day of the window
+        // to the first, so every historical day is drawn equally often (a plain
+        // block bootstrap under-weights both ends and biases the drift).
+        let n = g.price_factor.len();
+        if self.left == 0 {
+            self.pos = self.rng.gen_range(0..n);
+            self.left = block_days;
+        }
+        let i = self.pos;
+        self.pos = if i + 1 == n { 0 } else { i + 1 };
+        self.left -= 1;
+        (
+            g.price_factor[i],
+            g.diff_factor[i],
+            g.fee_const.unwrap_or(g.fees[i]),
+        )
+    }
+
+    #[inline(never)]
+    fn next_gbm(&mut self) -> (f64, f64, f64) {
+        let g = self.g;
+        // Marsaglia's polar method: two independent standard normals.
+        let (z1, z2) = loop {
+            let u: f64 = self.rng.gen::<f64>() * 2.0 - 1.0;
+            let v: f64 = self.rng.gen::<f64>() * 2.0 - 1.0;
+            let q = u * u + v * v;
+            if q > 0.0 && q < 1.0 {
+                let m = (-2.0 * q.ln() / q).sqrt();
+                break (u * m, v * m);
+            }
+        };
+        let zd = g.rho * z1 + g.rho_c * z2;
+        (
+            (g.mu_p + g.sd_p * z1).exp(),
+            (g.mu_d + g.sd_d * zd).exp(),
+            g.fee_const.unwrap_or(g.fit.mean_fees_per_block),
+        )
     }
 }
 
