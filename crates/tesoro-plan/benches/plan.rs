@@ -9,7 +9,12 @@ use std::time::Instant;
 
 use tesoro_plan::montecarlo::{checkpoints, McOptions, Method};
 use tesoro_plan::{accumulate, mining, parse_plan, History, Plan};
-use time::macros::date;
+use time::Date;
+
+fn d(s: &str) -> Date {
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    Date::parse(s, &fmt).expect("date")
+}
 
 const MINING: &str = include_str!("../../../plans/pakistan-2000mw.toml");
 const ACCUMULATION: &str = include_str!("../../../plans/el-salvador-1btc-day.toml");
@@ -71,7 +76,7 @@ fn main() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("# tesoro-plan benchmarks ({cores} cores visible)");
     let days = 3650;
-    let from = date!(2025 - 07 - 17);
+    let from = d("2025-07-17");
     for (label, method) in [
         ("bootstrap (default)", Method::Bootstrap { block_days: 30 }),
         ("GBM", Method::Gbm),
@@ -102,7 +107,7 @@ fn main() {
         (10_000 * cps * 8 * 4) as f64 / (1024.0 * 1024.0)
     );
     let (min, med, _) = time(21, || {
-        mining::backtest(&mp, &h, date!(2021 - 01 - 01), date!(2025 - 12 - 29)).expect("bt")
+        mining::backtest(&mp, &h, d("2021-01-01"), d("2025-12-29")).expect("bt")
     });
     println!(
         "mining backtest 2021-01-01 … 2025-12-29 (1,824 days): min {:.2} ms, median {:.2} ms",
@@ -110,7 +115,7 @@ fn main() {
         med * 1e3
     );
     let (min, med, _) = time(21, || {
-        accumulate::backtest(&ap, &h, date!(2021 - 01 - 01), date!(2025 - 12 - 29)).expect("bt")
+        accumulate::backtest(&ap, &h, d("2021-01-01"), d("2025-12-29")).expect("bt")
     });
     println!(
         "accumulation backtest 2021-01-01 … 2025-12-29 (1,824 days): min {:.2} ms, median {:.2} ms",

@@ -4,12 +4,11 @@ mod common;
 use common::*;
 use tesoro_plan::mining::{self, MiningSchedule};
 use tesoro_plan::network::{self, TWO_32};
-use time::macros::date;
 
 #[test]
 fn two_thousand_mw_all_day_is_48_gwh_and_each_cent_of_gap_costs_480k_usd() {
     let plan = mining(&mining_text(2000.0, 20.0, 0.05, 0.06, false));
-    let day = plan.plant_day(date!(2024 - 01 - 01));
+    let day = plan.plant_day(d("2024-01-01"));
     // 2,000 MW × 24 h = 48,000 MWh = 48 GWh = 48,000,000 kWh.
     assert!(
         (day.energy_kwh - 48_000_000.0).abs() < 1e-6,
@@ -35,7 +34,7 @@ fn subsidy_in_local_currency_converts_at_the_plan_rate() {
         "currency = \"PKR\"\npaid_per_kwh = 23\ncost_recovery_per_kwh = 34\nlocal_per_usd = 282",
     );
     let plan = mining(&text);
-    let day = plan.plant_day(date!(2021 - 01 - 01));
+    let day = plan.plant_day(d("2021-01-01"));
     // 48,000,000 kWh × PKR 11 = PKR 528,000,000, at 282 PKR/USD.
     assert!((day.subsidy_local - 528_000_000.0).abs() < 1e-3);
     assert!((day.subsidy_usd - 528_000_000.0 / 282.0).abs() < 1e-6);
@@ -49,8 +48,8 @@ fn pue_uptime_and_curtailment_scale_hashrate_and_energy() {
         .replace("pue = 1.0", "pue = 1.25")
         .replace("uptime_pct = 100", "uptime_pct = 90\n[[power.curtailment]]\nfrom = \"12-01\"\nto = \"02-28\"\nhours_off_per_day = 6");
     let plan = mining(&text);
-    let summer = plan.plant_day(date!(2024 - 07 - 01));
-    let winter = plan.plant_day(date!(2024 - 01 - 15));
+    let summer = plan.plant_day(d("2024-07-01"));
+    let winter = plan.plant_day(d("2024-01-15"));
     // Summer: 1,000 MW × 24 h × 0.9 = 21,600 MWh; IT power 800 MW → 40 EH/s × 0.9.
     assert!((summer.energy_kwh - 21_600_000.0).abs() < 1e-3);
     assert!((summer.hashrate_ths - 4e7 * 0.9).abs() < 1e-3);
@@ -63,7 +62,7 @@ fn network_hashrate_is_difficulty_times_2_32_over_600() {
     assert!((network::hashrate_from_difficulty(1.0) - 4_294_967_296.0 / 600.0).abs() < 1e-9);
     let h = history();
     // PROVENANCE.md: difficulty 126.27 T from 2025-07-13 to 07-25.
-    let day = h.day("test", date!(2025 - 07 - 17)).unwrap();
+    let day = h.day("test", d("2025-07-17")).unwrap();
     assert!(
         (day.difficulty() / 1e12 - 126.27).abs() < 0.01,
         "{}",
@@ -79,7 +78,7 @@ fn network_hashrate_is_difficulty_times_2_32_over_600() {
 #[test]
 fn hashprice_follows_the_facts_formula_and_matches_luxor_on_2024_07_04() {
     let h = history();
-    let day = h.day("test", date!(2024 - 07 - 04)).unwrap();
+    let day = h.day("test", d("2024-07-04")).unwrap();
     let diff = day.hashrate_ths * 1e12 * 86400.0 / (TWO_32 * day.blocks);
     let by_hand =
         1e15 * 86400.0 * (3.125 + day.fees_btc / day.blocks) * day.price_usd / (diff * TWO_32);
@@ -97,9 +96,7 @@ fn hashprice_follows_the_facts_formula_and_matches_luxor_on_2024_07_04() {
 #[test]
 fn november_2025_hashprice_low_is_near_the_published_38_2() {
     let h = history();
-    let nov = h
-        .range("test", date!(2025 - 11 - 01), date!(2025 - 11 - 30))
-        .unwrap();
+    let nov = h.range("test", d("2025-11-01"), d("2025-11-30")).unwrap();
     let low = nov
         .iter()
         .map(|d| d.hashprice())
@@ -130,7 +127,7 @@ fn a_projection_halves_the_reward_when_height_1_050_000_is_reached() {
     let h = history();
     let mut plan = mining(&mining_text(100.0, 20.0, 0.05, 0.05, false));
     plan.projection.fees_btc_per_block = Some(0.0);
-    let run = mining::project(&plan, &h, date!(2025 - 12 - 29), 5 * 365).unwrap();
+    let run = mining::project(&plan, &h, d("2025-12-29"), 5 * 365).unwrap();
     let start_h = run.days[0].height;
     let t = ((1_050_000.0 - start_h) / 144.0).floor() as usize;
     assert_eq!(run.days[t - 1].reward_per_block, 3.125);
@@ -144,11 +141,15 @@ fn a_projection_halves_the_reward_when_height_1_050_000_is_reached() {
 fn block_heights_reconstructed_from_blkcnt_agree_with_the_chain() {
     let h = history();
     // Block 840,000 was mined on 2024-04-20 at 00:09 UTC.
-    let d = h.day("test", date!(2024 - 04 - 20)).unwrap();
-    assert!((d.height - 840_000.0).abs() <= 10.0, "{}", d.height);
+    let day = h.day("test", d("2024-04-20")).unwrap();
+    assert!((day.height - 840_000.0).abs() <= 10.0, "{}", day.height);
     // Block 630,000 was mined on 2020-05-11 at 19:23 UTC: the day starts ~120 blocks before.
-    let d = h.day("test", date!(2020 - 05 - 11)).unwrap();
-    assert!(d.height < 630_000.0 && d.height > 629_800.0, "{}", d.height);
+    let day = h.day("test", d("2020-05-11")).unwrap();
+    assert!(
+        day.height < 630_000.0 && day.height > 629_800.0,
+        "{}",
+        day.height
+    );
     // Issuance implied by the heights matches IssTotNtv on every day, halving days included.
     // (On 2024-04-19, BlkCnt 151 with 931.25 BTC issued reads as 147 blocks at 6.25 and 4 at
     // 3.125, which puts 2024-04-20 at 840,004: four blocks late, see above.)
@@ -166,8 +167,8 @@ fn block_heights_reconstructed_from_blkcnt_agree_with_the_chain() {
 #[test]
 fn plant_btc_per_day_by_hand_and_its_own_effect_on_difficulty() {
     let h = history();
-    let from = date!(2025 - 06 - 01);
-    let to = date!(2025 - 07 - 31);
+    let from = d("2025-06-01");
+    let to = d("2025-07-31");
     let free = mining(&mining_text(1000.0, 20.0, 0.05, 0.05, false));
     let fed = mining(&mining_text(1000.0, 20.0, 0.05, 0.05, true));
     let a = mining::backtest(&free, &h, from, to).unwrap();

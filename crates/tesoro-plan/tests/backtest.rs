@@ -6,7 +6,6 @@ use tesoro_plan::accumulate;
 use tesoro_plan::calendar::Granularity;
 use tesoro_plan::mining;
 use tesoro_plan::plan_file::{load_plan, Plan};
-use time::macros::date;
 
 const ONE_BTC_A_DAY: &str = r#"
 [plan]
@@ -22,8 +21,7 @@ btc = 1
 fn one_btc_a_day_costs_the_sum_of_each_days_price() {
     let h = history();
     let plan = accumulation(ONE_BTC_A_DAY);
-    let run =
-        accumulate::backtest(&plan, &h, date!(2022 - 11 - 17), date!(2025 - 07 - 17)).unwrap();
+    let run = accumulate::backtest(&plan, &h, d("2022-11-17"), d("2025-07-17")).unwrap();
     // Independently: sum PriceUSD of the fixture for 2022-11-17 ..= 2025-07-17.
     let rows: Vec<_> = fixture_rows()
         .into_iter()
@@ -58,12 +56,12 @@ fn the_el_salvador_example_plan_is_the_same_programme() {
     let Plan::Accumulation(p) = load_plan(&path).unwrap() else {
         panic!("kind")
     };
-    let a = accumulate::backtest(&p, &h, date!(2022 - 11 - 17), date!(2025 - 07 - 17)).unwrap();
+    let a = accumulate::backtest(&p, &h, d("2022-11-17"), d("2025-07-17")).unwrap();
     let b = accumulate::backtest(
         &accumulation(ONE_BTC_A_DAY),
         &h,
-        date!(2022 - 11 - 17),
-        date!(2025 - 07 - 17),
+        d("2022-11-17"),
+        d("2025-07-17"),
     )
     .unwrap();
     assert_eq!(a.summary.spent_usd, b.summary.spent_usd);
@@ -91,8 +89,7 @@ cap_usd_per_fiscal_year = 100000
 fn budget_cap_per_fiscal_year_july_to_june() {
     let h = history();
     let plan = accumulation(&capped(7));
-    let run =
-        accumulate::backtest(&plan, &h, date!(2023 - 01 - 01), date!(2024 - 12 - 31)).unwrap();
+    let run = accumulate::backtest(&plan, &h, d("2023-01-01"), d("2024-12-31")).unwrap();
     // FY2022-23 (from 2023-01-01), FY2023-24, FY2024-25 (to 2024-12-31): $100,000 each.
     let fy: Vec<(String, f64)> = run
         .fiscal_years
@@ -108,20 +105,20 @@ fn budget_cap_per_fiscal_year_july_to_june() {
     // $1,000 a day exhausts the cap on day 100 (2023-04-10); nothing is bought again until
     // the fiscal year turns on 1 July.
     let day = |d| run.days.iter().find(|x| x.date == d).unwrap();
-    assert!(day(date!(2023 - 04 - 10)).spent_usd > 0.0);
-    assert_eq!(day(date!(2023 - 04 - 11)).spent_usd, 0.0);
-    assert!(day(date!(2023 - 04 - 11)).capped);
-    assert_eq!(day(date!(2023 - 06 - 30)).spent_usd, 0.0);
-    assert!((day(date!(2023 - 07 - 01)).spent_usd - 1000.0).abs() < 1e-9);
-    assert_eq!(day(date!(2023 - 06 - 30)).budget_left_usd, Some(0.0));
+    assert!(day(d("2023-04-10")).spent_usd > 0.0);
+    assert_eq!(day(d("2023-04-11")).spent_usd, 0.0);
+    assert!(day(d("2023-04-11")).capped);
+    assert_eq!(day(d("2023-06-30")).spent_usd, 0.0);
+    assert!((day(d("2023-07-01")).spent_usd - 1000.0).abs() < 1e-9);
+    assert_eq!(day(d("2023-06-30")).budget_left_usd, Some(0.0));
     assert!((run.summary.spent_usd - 300_000.0).abs() < 1e-6);
 
     // The same plan with calendar fiscal years spends $100,000 in 2023 and in 2024.
     let cal = accumulate::backtest(
         &accumulation(&capped(1)),
         &h,
-        date!(2023 - 01 - 01),
-        date!(2024 - 12 - 31),
+        d("2023-01-01"),
+        d("2024-12-31"),
     )
     .unwrap();
     assert!((cal.summary.spent_usd - 200_000.0).abs() < 1e-6);
@@ -150,8 +147,7 @@ seizures = [ { date = 2024-06-01, btc = 100 } ]
 initial_btc = 1000
 "#,
     );
-    let run =
-        accumulate::backtest(&plan, &h, date!(2024 - 01 - 01), date!(2024 - 12 - 31)).unwrap();
+    let run = accumulate::backtest(&plan, &h, d("2024-01-01"), d("2024-12-31")).unwrap();
     let mut spent = 0.0;
     for (i, d) in run.days.iter().enumerate() {
         spent += d.spent_usd;
@@ -175,15 +171,15 @@ fn value_averaging_sells_only_when_sales_are_allowed() {
     let strict = accumulate::backtest(
         &accumulation(&text(true)),
         &h,
-        date!(2023 - 01 - 01),
-        date!(2024 - 12 - 31),
+        d("2023-01-01"),
+        d("2024-12-31"),
     )
     .unwrap();
     let loose = accumulate::backtest(
         &accumulation(&text(false)),
         &h,
-        date!(2023 - 01 - 01),
-        date!(2024 - 12 - 31),
+        d("2023-01-01"),
+        d("2024-12-31"),
     )
     .unwrap();
     assert_eq!(strict.summary.sold_btc, 0.0);
@@ -203,12 +199,11 @@ fn buy_the_dip_buys_only_in_drawdowns() {
     let plan = accumulation(
         "[plan]\nkind = \"accumulation\"\nname = \"dip\"\nstart = 2021-01-01\n[rule]\nkind = \"buy_the_dip\"\nusd = 1000\ndrawdown_pct = 50\n",
     );
-    let run =
-        accumulate::backtest(&plan, &h, date!(2021 - 01 - 01), date!(2023 - 12 - 31)).unwrap();
+    let run = accumulate::backtest(&plan, &h, d("2021-01-01"), d("2023-12-31")).unwrap();
     let mut high = h
         .days()
         .iter()
-        .filter(|d| d.date < date!(2021 - 01 - 01))
+        .filter(|x| x.date < d("2021-01-01"))
         .map(|d| d.price_usd)
         .fold(0.0, f64::max);
     for d in &run.days {
@@ -223,7 +218,7 @@ fn mining_backtest_2021_to_2025_matches_an_independent_daily_sum() {
     let h = history();
     let mut plan = mining(&mining_text(100.0, 25.0, 0.05, 0.07, false));
     plan.pool_fee = 0.02;
-    let run = mining::backtest(&plan, &h, date!(2021 - 01 - 01), date!(2025 - 12 - 29)).unwrap();
+    let run = mining::backtest(&plan, &h, d("2021-01-01"), d("2025-12-29")).unwrap();
     // Independent: per day, 4 EH/s (100 MW / 25 J/TH) × 86400 / (D × 2^32) × reward × 0.98,
     // with reward per block from IssTotNtv/BlkCnt + FeeTotNtv/BlkCnt and D from HashRate.
     let two32 = 4_294_967_296.0;
@@ -265,13 +260,7 @@ fn selling_to_cover_electricity_keeps_the_rest_for_the_reserve() {
     let h = history();
     let text = mining_text(100.0, 25.0, 0.05, 0.07, false)
         + "\n[reserve]\nsell_to_cover = \"electricity\"\n";
-    let run = mining::backtest(
-        &mining(&text),
-        &h,
-        date!(2024 - 01 - 01),
-        date!(2024 - 12 - 31),
-    )
-    .unwrap();
+    let run = mining::backtest(&mining(&text), &h, d("2024-01-01"), d("2024-12-31")).unwrap();
     for d in &run.days {
         assert!((d.btc_sold + d.btc_to_reserve - d.btc_mined).abs() < 1e-12);
         let need = d.elec_paid_usd / d.price_usd;
@@ -283,8 +272,8 @@ fn selling_to_cover_electricity_keeps_the_rest_for_the_reserve() {
                 + "\n[reserve]\nsell_to_cover = \"none\"\n"),
         ),
         &h,
-        date!(2024 - 01 - 01),
-        date!(2024 - 12 - 31),
+        d("2024-01-01"),
+        d("2024-12-31"),
     )
     .unwrap();
     assert_eq!(keep.total.btc_to_reserve, keep.total.btc_mined);
@@ -305,11 +294,11 @@ fn accumulation_funded_by_a_mining_plan_gets_its_reserve_share() {
     let Plan::Accumulation(p) = load_plan(&acc).unwrap() else {
         panic!("kind")
     };
-    let a = accumulate::backtest(&p, &h, date!(2024 - 01 - 01), date!(2024 - 12 - 31)).unwrap();
+    let a = accumulate::backtest(&p, &h, d("2024-01-01"), d("2024-12-31")).unwrap();
     let Plan::Mining(m) = load_plan(&mine).unwrap() else {
         panic!("kind")
     };
-    let r = mining::backtest(&m, &h, date!(2024 - 01 - 01), date!(2024 - 12 - 31)).unwrap();
+    let r = mining::backtest(&m, &h, d("2024-01-01"), d("2024-12-31")).unwrap();
     assert!((a.summary.mined_btc - 0.5 * r.total.btc_to_reserve).abs() < 1e-9);
     assert_eq!(a.summary.spent_usd, 0.0);
 }
@@ -320,10 +309,10 @@ fn the_embedded_history_is_a_byte_exact_copy_of_the_fixture() {
     assert_eq!(tesoro_plan::history::EMBEDDED_CSV, fixture);
     let h = history();
     assert_eq!(h.days().len(), 2190);
-    assert_eq!(h.last(), date!(2025 - 12 - 29));
+    assert_eq!(h.last(), d("2025-12-29"));
     // PROVENANCE.md spot value.
     assert_eq!(
-        h.day("t", date!(2025 - 07 - 17)).unwrap().price_usd,
+        h.day("t", d("2025-07-17")).unwrap().price_usd,
         119_501.663770894
     );
 }
@@ -339,7 +328,7 @@ fn every_example_plan_loads_and_runs() {
             n += 1;
             match load_plan(&path).unwrap_or_else(|e| panic!("{e}")) {
                 Plan::Mining(p) => {
-                    let r = mining::project(&p, &h, date!(2025 - 07 - 17), 365).unwrap();
+                    let r = mining::project(&p, &h, d("2025-07-17"), 365).unwrap();
                     assert!(r.total.btc_mined > 0.0);
                     if p.tariff.currency == "PKR" {
                         // Pakistan, 17 July (summer curtailment, 4 h off): 1,000 MW × 20 h ×
@@ -350,7 +339,7 @@ fn every_example_plan_loads_and_runs() {
                     }
                 }
                 Plan::Accumulation(p) => {
-                    let to = date!(2025 - 12 - 29);
+                    let to = d("2025-12-29");
                     let r = accumulate::backtest(&p, &h, p.start, to).unwrap();
                     assert!(r.summary.holdings_btc > 0.0);
                     if !p.new_money {
@@ -370,13 +359,12 @@ fn a_rebased_plan_moves_its_fleet_dates_with_its_start() {
         "deployed = 2021-01-01\n",
         "deployed = 2021-01-01\nretired = 2022-01-01\n",
     );
-    let p = mining(&text).rebased(date!(2023 - 01 - 01)).unwrap();
-    assert_eq!(p.start, date!(2023 - 01 - 01));
-    assert_eq!(p.fleet[0].deployed, date!(2023 - 01 - 01));
-    assert_eq!(p.fleet[0].retired, Some(date!(2024 - 01 - 01)));
-    let run =
-        mining::backtest(&p, &history(), date!(2023 - 06 - 01), date!(2024 - 02 - 01)).unwrap();
+    let p = mining(&text).rebased(d("2023-01-01")).unwrap();
+    assert_eq!(p.start, d("2023-01-01"));
+    assert_eq!(p.fleet[0].deployed, d("2023-01-01"));
+    assert_eq!(p.fleet[0].retired, Some(d("2024-01-01")));
+    let run = mining::backtest(&p, &history(), d("2023-06-01"), d("2024-02-01")).unwrap();
     let on = |d| run.days.iter().find(|x| x.date == d).unwrap().btc_mined;
-    assert!(on(date!(2023 - 12 - 31)) > 0.0);
-    assert_eq!(on(date!(2024 - 01 - 01)), 0.0);
+    assert!(on(d("2023-12-31")) > 0.0);
+    assert_eq!(on(d("2024-01-01")), 0.0);
 }

@@ -5,7 +5,6 @@ use common::*;
 use proptest::prelude::*;
 use tesoro_plan::montecarlo::McOptions;
 use tesoro_plan::{accumulate, mining, parse_plan, History, Plan, PlanError};
-use time::macros::date;
 
 fn field_of(text: &str) -> (String, String) {
     match parse_plan(text, "bad.toml", None) {
@@ -160,24 +159,24 @@ fn unknown_fields_and_broken_toml_are_syntax_errors_with_the_name_and_line() {
 fn dates_outside_the_data_and_missing_days_are_named() {
     let h = history();
     let plan = mining(&base());
-    match mining::backtest(&plan, &h, date!(2019 - 01 - 01), date!(2020 - 12 - 31)) {
+    match mining::backtest(&plan, &h, d("2019-01-01"), d("2020-12-31")) {
         Err(PlanError::DateOutsideData { date, first, .. }) => {
-            assert_eq!(date, date!(2019 - 01 - 01));
-            assert_eq!(first, date!(2020 - 01 - 01));
+            assert_eq!(date, d("2019-01-01"));
+            assert_eq!(first, d("2020-01-01"));
         }
         other => panic!("{other:?}"),
     }
     // 2025-12-30 is in the file but empty in the source.
-    match mining::backtest(&plan, &h, date!(2025 - 12 - 01), date!(2025 - 12 - 30)) {
-        Err(PlanError::MissingDay { date, .. }) => assert_eq!(date, date!(2025 - 12 - 30)),
+    match mining::backtest(&plan, &h, d("2025-12-01"), d("2025-12-30")) {
+        Err(PlanError::MissingDay { date, .. }) => assert_eq!(date, d("2025-12-30")),
         other => panic!("{other:?}"),
     }
-    let e = mining::project(&plan, &h, date!(2026 - 03 - 01), 365).unwrap_err();
+    let e = mining::project(&plan, &h, d("2026-03-01"), 365).unwrap_err();
     assert!(
         e.to_string().contains("2026-03-01") && e.to_string().contains("--from"),
         "{e}"
     );
-    let e = mining::backtest(&plan, &h, date!(2024 - 02 - 01), date!(2024 - 01 - 01)).unwrap_err();
+    let e = mining::backtest(&plan, &h, d("2024-02-01"), d("2024-01-01")).unwrap_err();
     assert!(e.to_string().contains("before"), "{e}");
 }
 
@@ -187,10 +186,10 @@ fn history_files_with_gaps_or_garbage_are_reported_by_line_and_date() {
     let halving = "2024-04-19,64000,600000000,931.25,0,10,151\n";
     let ok = format!("{head}2024-04-18,63000,600000000,900,0,10,144\n{halving}2024-04-20,,,,,,\n2024-04-21,65000,600000000,450,0,10,144\n");
     let h = History::parse(&ok, "mine.csv").unwrap();
-    assert_eq!(h.missing(), &[date!(2024 - 04 - 20)]);
+    assert_eq!(h.missing(), &[d("2024-04-20")]);
     let plan = mining(&base());
-    match mining::backtest(&plan, &h, date!(2024 - 04 - 18), date!(2024 - 04 - 21)) {
-        Err(PlanError::MissingDay { date, .. }) => assert_eq!(date, date!(2024 - 04 - 20)),
+    match mining::backtest(&plan, &h, d("2024-04-18"), d("2024-04-21")) {
+        Err(PlanError::MissingDay { date, .. }) => assert_eq!(date, d("2024-04-20")),
         other => panic!("{other:?}"),
     }
     let bad = format!("{head}2024-04-18,abc,600000000,900,0,10,144\n{halving}");
@@ -217,15 +216,15 @@ fn bad_run_options_are_rejected() {
     let plan = accumulation("[plan]\nkind = \"accumulation\"\nname = \"a\"\nstart = 2023-01-01\n[rule]\nkind = \"fixed_btc\"\nbtc = 1\n");
     let mut o = McOptions::new(100);
     o.paths = 0;
-    let e = accumulate::monte_carlo(&plan, &h, date!(2025 - 01 - 01), &o, None).unwrap_err();
+    let e = accumulate::monte_carlo(&plan, &h, d("2025-01-01"), &o, None).unwrap_err();
     assert!(e.to_string().contains("--paths"), "{e}");
     let mut o = McOptions::new(100);
     o.method = tesoro_plan::montecarlo::Method::Bootstrap { block_days: 0 };
-    let e = accumulate::monte_carlo(&plan, &h, date!(2025 - 01 - 01), &o, None).unwrap_err();
+    let e = accumulate::monte_carlo(&plan, &h, d("2025-01-01"), &o, None).unwrap_err();
     assert!(e.to_string().contains("--block-days"), "{e}");
     let mut o = McOptions::new(100);
-    o.fit_from = Some(date!(2025 - 01 - 01));
-    let e = accumulate::monte_carlo(&plan, &h, date!(2025 - 01 - 10), &o, None).unwrap_err();
+    o.fit_from = Some(d("2025-01-01"));
+    let e = accumulate::monte_carlo(&plan, &h, d("2025-01-10"), &o, None).unwrap_err();
     assert!(e.to_string().contains("at least 60"), "{e}");
 }
 
@@ -266,11 +265,11 @@ proptest! {
         );
         if let Ok(Plan::Mining(p)) = parse_plan(&text, "random.toml", None) {
             let h = history();
-            let _ = mining::backtest(&p, &h, date!(2025-06-01), date!(2025-07-31));
-            let _ = mining::project(&p, &h, date!(2025-07-17), 60);
+            let _ = mining::backtest(&p, &h, d("2025-06-01"), d("2025-07-31"));
+            let _ = mining::project(&p, &h, d("2025-07-17"), 60);
             let mut o = McOptions::new(30);
             o.paths = 3;
-            let _ = mining::monte_carlo(&p, &h, date!(2025-07-17), &o, None);
+            let _ = mining::monte_carlo(&p, &h, d("2025-07-17"), &o, None);
         }
     }
 
@@ -288,11 +287,11 @@ proptest! {
         );
         if let Ok(Plan::Accumulation(p)) = parse_plan(&text, "random.toml", None) {
             let h = history();
-            let _ = accumulate::backtest(&p, &h, date!(2022-01-01), date!(2022-06-30));
-            let _ = accumulate::project(&p, &h, date!(2025-07-17), 60);
+            let _ = accumulate::backtest(&p, &h, d("2022-01-01"), d("2022-06-30"));
+            let _ = accumulate::project(&p, &h, d("2025-07-17"), 60);
             let mut o = McOptions::new(30);
             o.paths = 3;
-            let _ = accumulate::monte_carlo(&p, &h, date!(2025-07-17), &o, None);
+            let _ = accumulate::monte_carlo(&p, &h, d("2025-07-17"), &o, None);
         }
     }
 
@@ -314,7 +313,7 @@ proptest! {
         sell in prop_oneof![Just("none"), Just("electricity"), Just("all_costs")],
         start_off in 0i64..2000, rate in 0.0f64..30.0, capex in 0.0f64..100.0,
     ) {
-        let start = date!(2020-06-01) + time::Duration::days(start_off);
+        let start = d("2020-06-01") + time::Duration::days(start_off);
         let text = format!(
             "[plan]\nkind = \"mining\"\nname = \"p\"\nstart = {start}\n[power]\ncapacity_mw = {mw}\nmining_share_pct = {share}\npue = {pue}\nuptime_pct = {up}\n[[fleet]]\nname = \"a\"\nefficiency_j_per_th = {eff}\nshare_pct = 100\ndeployed = {start}\ncapex_usd_per_th = {capex}\n[tariff]\ncurrency = \"USD\"\npaid_per_kwh = {paid}\ncost_recovery_per_kwh = {rec}\n[costs]\nfinancing_rate_pct = {rate}\npool_fee_pct = {fee}\n[reserve]\nsell_to_cover = \"{sell}\"\n"
         );
@@ -322,7 +321,7 @@ proptest! {
             panic!("in-range plan rejected: {text}")
         };
         let h = history();
-        let r = mining::backtest(&p, &h, date!(2020-06-01), date!(2025-12-29)).unwrap();
+        let r = mining::backtest(&p, &h, d("2020-06-01"), d("2025-12-29")).unwrap();
         let t = &r.total;
         for v in [t.btc_mined, t.btc_to_reserve, t.revenue_usd, t.subsidy_usd, t.margin_usd, t.mean_hashprice] {
             prop_assert!(v.is_finite());
@@ -330,7 +329,7 @@ proptest! {
         prop_assert!(t.btc_to_reserve <= t.btc_mined + 1e-9 && t.btc_to_reserve >= 0.0);
         let mut o = McOptions::new(200);
         o.paths = 4;
-        let mc = mining::monte_carlo(&p, &h, date!(2025-07-17), &o, None).unwrap();
+        let mc = mining::monte_carlo(&p, &h, d("2025-07-17"), &o, None).unwrap();
         prop_assert!(mc.series.iter().all(|s| s.percentiles.iter().flatten().all(|v| v.is_finite())));
     }
 }

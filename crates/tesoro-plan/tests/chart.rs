@@ -5,13 +5,12 @@ use common::*;
 use tesoro_plan::chart;
 use tesoro_plan::montecarlo::McOptions;
 use tesoro_plan::{accumulate, mining};
-use time::macros::date;
 
 #[test]
 fn mining_and_fan_charts_are_written() {
     let h = history();
     let plan = mining(&mining_text(1000.0, 17.5, 0.05, 0.08, true));
-    let run = mining::backtest(&plan, &h, date!(2024 - 01 - 01), date!(2024 - 12 - 31)).unwrap();
+    let run = mining::backtest(&plan, &h, d("2024-01-01"), d("2024-12-31")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("mining.svg");
     chart::draw_svg(&p, "mining", &chart::mining_panels(&run)).unwrap();
@@ -21,7 +20,7 @@ fn mining_and_fan_charts_are_written() {
 
     let mut o = McOptions::new(400);
     o.paths = 100;
-    let mc = mining::monte_carlo(&plan, &h, date!(2025 - 07 - 17), &o, None).unwrap();
+    let mc = mining::monte_carlo(&plan, &h, d("2025-07-17"), &o, None).unwrap();
     let svg = chart::render_svg(
         "fan",
         &chart::fan_panels(
@@ -33,7 +32,7 @@ fn mining_and_fan_charts_are_written() {
     assert!(svg.contains("p5–p95") && svg.contains("median") && svg.contains("<polygon"));
 
     let acc = accumulation("[plan]\nkind = \"accumulation\"\nname = \"a\"\nstart = 2023-01-01\n[rule]\nkind = \"fixed_btc\"\nbtc = 1\n");
-    let run = accumulate::backtest(&acc, &h, date!(2023 - 01 - 01), date!(2023 - 12 - 31)).unwrap();
+    let run = accumulate::backtest(&acc, &h, d("2023-01-01"), d("2023-12-31")).unwrap();
     let svg = chart::render_svg("acc", &chart::accumulation_panels(&run)).unwrap();
     assert!(svg.contains("Holdings"));
 

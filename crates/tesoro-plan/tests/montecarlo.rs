@@ -4,7 +4,6 @@ mod common;
 use common::*;
 use tesoro_plan::montecarlo::{McOptions, Method};
 use tesoro_plan::{accumulate, mining};
-use time::macros::date;
 
 fn opts(paths: usize, days: usize, seed: u64) -> McOptions {
     let mut o = McOptions::new(days);
@@ -23,11 +22,10 @@ fn same_seed_same_result_on_any_number_of_threads() {
     a.threads = 1;
     let mut b = a.clone();
     b.threads = 3;
-    let ra = accumulate::monte_carlo(&plan, &h, date!(2025 - 07 - 17), &a, None).unwrap();
-    let rb = accumulate::monte_carlo(&plan, &h, date!(2025 - 07 - 17), &b, None).unwrap();
+    let ra = accumulate::monte_carlo(&plan, &h, d("2025-07-17"), &a, None).unwrap();
+    let rb = accumulate::monte_carlo(&plan, &h, d("2025-07-17"), &b, None).unwrap();
     assert_eq!(ra.series, rb.series);
-    let rc = accumulate::monte_carlo(&plan, &h, date!(2025 - 07 - 17), &opts(500, 730, 8), None)
-        .unwrap();
+    let rc = accumulate::monte_carlo(&plan, &h, d("2025-07-17"), &opts(500, 730, 8), None).unwrap();
     assert_ne!(
         ra.get("value_usd").unwrap().last(),
         rc.get("value_usd").unwrap().last()
@@ -41,11 +39,11 @@ fn percentiles_are_ordered_for_every_series_and_day() {
     for method in [Method::Bootstrap { block_days: 30 }, Method::Gbm] {
         let mut o = opts(400, 1000, 3);
         o.method = method;
-        let r = mining::monte_carlo(&plan, &h, date!(2024 - 01 - 01), &o, None).unwrap();
+        let r = mining::monte_carlo(&plan, &h, d("2024-01-01"), &o, None).unwrap();
         assert_eq!(r.dates.len(), r.series[0].percentiles.len());
         assert_eq!(
             *r.dates.last().unwrap(),
-            date!(2024 - 01 - 01) + time::Duration::days(999)
+            d("2024-01-01") + time::Duration::days(999)
         );
         for s in &r.series {
             for p in &s.percentiles {
@@ -63,9 +61,8 @@ fn percentiles_are_ordered_for_every_series_and_day() {
 fn the_subsidy_does_not_depend_on_price_and_equals_the_deterministic_projection() {
     let h = history();
     let plan = mining(&mining_text(2000.0, 17.5, 0.05, 0.08, true));
-    let r =
-        mining::monte_carlo(&plan, &h, date!(2025 - 07 - 17), &opts(200, 365, 1), None).unwrap();
-    let det = mining::project(&plan, &h, date!(2025 - 07 - 17), 365).unwrap();
+    let r = mining::monte_carlo(&plan, &h, d("2025-07-17"), &opts(200, 365, 1), None).unwrap();
+    let det = mining::project(&plan, &h, d("2025-07-17"), 365).unwrap();
     let s = r.get("subsidy_usd").unwrap().last();
     // 365 days × $480,000 × 3 (a $0.03/kWh gap on 48 GWh/day).
     assert!((det.total.subsidy_usd - 365.0 * 1_440_000.0).abs() < 1e-3);
@@ -78,12 +75,12 @@ fn the_subsidy_does_not_depend_on_price_and_equals_the_deterministic_projection(
 fn bootstrap_draws_price_and_hashrate_from_the_same_historical_day() {
     let h = history();
     let o = opts(1, 10, 11);
-    let g = tesoro_plan::montecarlo::Generator::fit(&h, date!(2025 - 07 - 17), &o).unwrap();
+    let g = tesoro_plan::montecarlo::Generator::fit(&h, d("2025-07-17"), &o).unwrap();
     // Historical (price factor, difficulty factor) pairs.
     let days = h.days();
     let pairs: Vec<(f64, f64)> = days
         .windows(2)
-        .filter(|w| w[1].date <= date!(2025 - 07 - 17))
+        .filter(|w| w[1].date <= d("2025-07-17"))
         .map(|w| {
             (
                 w[1].price_usd / w[0].price_usd,
@@ -118,7 +115,7 @@ fn gbm_correlation_and_drift_match_the_fit_and_overrides() {
     let mut o = opts(1, 10, 5);
     o.method = Method::Gbm;
     o.price_drift = Some(0.0);
-    let g = tesoro_plan::montecarlo::Generator::fit(&h, date!(2025 - 07 - 17), &o).unwrap();
+    let g = tesoro_plan::montecarlo::Generator::fit(&h, d("2025-07-17"), &o).unwrap();
     let mut s = g.path(5, 0);
     let xs: Vec<(f64, f64)> = (0..200_000)
         .map(|_| {
@@ -144,7 +141,7 @@ fn zero_drift_keeps_the_median_price_and_a_fiat_plan_costs_the_same_in_every_pat
     let mut o = opts(2000, 365, 9);
     o.method = Method::Gbm;
     o.price_drift = Some(0.0);
-    let r = accumulate::monte_carlo(&plan, &h, date!(2025 - 07 - 17), &o, None).unwrap();
+    let r = accumulate::monte_carlo(&plan, &h, d("2025-07-17"), &o, None).unwrap();
     let p50 = r.get("price_usd").unwrap().last()[2];
     assert!((p50 / 119_501.66 - 1.0).abs() < 0.06, "{p50}");
     let cost = r.get("cost_usd").unwrap().last();
@@ -172,7 +169,7 @@ fn bootstrap_re_centred_on_zero_drift_has_no_drift_over_ten_years() {
     let h = history();
     let mut o = McOptions::new(10);
     o.price_drift = Some(0.0);
-    let g = tesoro_plan::montecarlo::Generator::fit(&h, date!(2025 - 07 - 17), &o).unwrap();
+    let g = tesoro_plan::montecarlo::Generator::fit(&h, d("2025-07-17"), &o).unwrap();
     let sums: Vec<f64> = (0..4000u64)
         .map(|p| {
             let mut s = g.path(7, p);
