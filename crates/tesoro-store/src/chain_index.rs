@@ -369,7 +369,9 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         if h < 0 {
-            sqlx::query("DELETE FROM wallet_sync").execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM wallet_sync")
+                .execute(&mut *tx)
+                .await?;
         } else {
             sqlx::query("UPDATE wallet_sync SET synced_to = $1 WHERE synced_to > $1")
                 .bind(h)
