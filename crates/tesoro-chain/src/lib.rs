@@ -19,7 +19,10 @@
 pub mod blocksdir;
 pub mod derive;
 pub mod error;
+pub mod http;
+pub mod rpc;
 pub mod scanner;
+pub mod source;
 pub mod watch;
 
 pub use blocksdir::{BlocksDir, ChainIndex, IndexedBlock, RawBlock, XorKey};

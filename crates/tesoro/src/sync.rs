@@ -7,12 +7,15 @@
 //! from their birth height first.
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use tesoro_chain::{BlocksDir, ChainIndex, ScanOptions, Scanner, WatchSet};
+use tesoro_chain::rpc::{CoreRpc, RpcAuth};
+use tesoro_chain::source::{BlockSource, SourceError};
+use tesoro_chain::{Scanner, WatchSet};
 use tesoro_core::chain::{BlockDelta, ScriptOwner};
 use tesoro_core::wallet::DescriptorPair;
 use tesoro_core::Keychain;
@@ -113,7 +116,7 @@ async fn watch_set(store: &Store, wallets: &[WalletRow]) -> anyhow::Result<Watch
 
 /// Finds the highest stored block that the source's chain also has, undoing every stored
 /// block above it. Returns the number of blocks undone.
-async fn undo_fork(store: &Store, index: &ChainIndex) -> anyhow::Result<u32> {
+async fn undo_fork(store: &Store, source: &BlockSource) -> anyhow::Result<u32> {
     let Some(tip) = store.chain_tip().await? else {
         return Ok(0);
     };
@@ -121,8 +124,9 @@ async fn undo_fork(store: &Store, index: &ChainIndex) -> anyhow::Result<u32> {
     let mut h = tip.height;
     loop {
         let stored = store.block_at(h).await?;
-        let same = match (stored, index.get(h)) {
-            (Some(s), Some(b)) => s.hash == b.hash,
+        let theirs = tokio::task::block_in_place(|| source.hash_at(h))?;
+        let same = match (stored, theirs) {
+            (Some(s), Some(b)) => s.hash == b,
             _ => false,
         };
         if same {
@@ -152,12 +156,20 @@ fn progress_bar(total: u64, label: &str) -> ProgressBar {
     pb
 }
 
-/// Scans `index` from `from` to `to` (inclusive) for `wallets` and applies each batch.
+/// Headers are fetched from the source this many blocks at a time, so a whole-chain sync
+/// from a node neither waits for every header first nor holds them all.
+const HEADER_CHUNK: u32 = 10_000;
+
+/// Set by Ctrl-C in `--follow` mode: the scan stops after the block it is on, with every
+/// block before it stored.
+pub static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Scans the source's best chain from `from` to `to` (inclusive) for `wallets` and applies
+/// each batch.
 #[allow(clippy::too_many_arguments)]
 async fn scan_range(
     store: &Store,
-    dir: &BlocksDir,
-    index: &ChainIndex,
+    source: &BlockSource,
     wallets: &[WalletRow],
     from: u32,
     to: u32,
@@ -173,39 +185,69 @@ async fn scan_range(
     let handle = tokio::runtime::Handle::current();
     let started = Instant::now();
     let stats = tokio::task::block_in_place(|| -> anyhow::Result<tesoro_chain::ScanStats> {
+        let mut total = tesoro_chain::ScanStats::default();
+        let mut scanner = Scanner::new(&mut ws).with_options(source.scan_options());
         let mut batch: Vec<BlockDelta> = Vec::new();
         let mut last_flush = Instant::now();
-        let mut bytes = 0u64;
-        let pending = dir
-            .pending_from(index, from)?
-            .take_while(|b| b.block().height <= to);
-        let stats = Scanner::new(&mut ws)
-            .with_options(ScanOptions::default())
-            .scan(pending, |delta: BlockDelta| -> anyhow::Result<()> {
+        let mut chunk_from = from;
+        while chunk_from <= to {
+            let chunk_to = to.min(chunk_from.saturating_add(HEADER_CHUNK - 1));
+            let headers = source.headers(chunk_from, chunk_to)?;
+            if headers.is_empty() {
+                bail!(
+                    "{} has no block at height {chunk_from} any more (its chain got shorter); run sync again",
+                    source.name()
+                );
+            }
+            let blocks = source.blocks(&headers)?;
+            let stats = scanner.scan(blocks, |delta: BlockDelta| -> anyhow::Result<()> {
                 pb.set_message(delta.meta.height.to_string());
                 pb.inc(1);
                 let watched = !delta.is_empty();
                 batch.push(delta);
                 // Few blocks per transaction while watched coins move, many while nothing
                 // does: bounded memory, and little lost to a kill.
-                let full = batch.len() >= 2_000
+                let stop = STOP.load(Ordering::Relaxed);
+                let full = stop
+                    || batch.len() >= 2_000
                     || (watched && batch.iter().filter(|d| !d.is_empty()).count() >= 256)
                     || last_flush.elapsed() > Duration::from_secs(2);
                 if full {
-                    handle.block_on(store.apply_blocks_for(&batch, &ids))?;
+                    let applied = handle.block_on(store.apply_blocks_for(&batch, &ids));
                     batch.clear();
+                    applied?;
                     last_flush = Instant::now();
                 }
+                if stop {
+                    bail!("interrupted");
+                }
                 Ok(())
+            });
+            // Whatever happened, what was scanned whole is stored.
+            if !batch.is_empty() {
+                handle.block_on(store.apply_blocks_for(&batch, &ids))?;
+                batch.clear();
+            }
+            let stats = stats.map_err(|e| {
+                if STOP.load(Ordering::Relaxed) {
+                    anyhow::anyhow!(Interrupted)
+                } else {
+                    anyhow::Error::new(e).context(format!("syncing from {}", source.name()))
+                }
             })?;
-        if !batch.is_empty() {
-            handle.block_on(store.apply_blocks_for(&batch, &ids))?;
+            total.blocks += stats.blocks;
+            total.bytes += stats.bytes;
+            total.created += stats.created;
+            total.spent += stats.spent;
+            let Some(next) = chunk_to.checked_add(1) else {
+                break;
+            };
+            chunk_from = next;
         }
-        bytes += stats.bytes;
-        let _ = bytes;
-        Ok(stats)
-    })?;
+        Ok(total)
+    });
     pb.finish_and_clear();
+    let stats = stats?;
     tracing::info!(
         blocks = stats.blocks,
         mb_per_s = stats.bytes as f64 / 1e6 / started.elapsed().as_secs_f64().max(1e-9),
@@ -218,30 +260,88 @@ async fn scan_range(
     Ok(())
 }
 
-/// `tesoro sync --source core-dir:PATH [--to H]`.
-pub async fn sync_blocks_dir(
+/// The scan was stopped by Ctrl-C (in `--follow`); what was scanned is stored.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted by Ctrl-C; every block before this point is stored, run sync again to go on")]
+pub struct Interrupted;
+
+/// Opens the source `--source` names and checks it serves the database's network.
+pub fn open_source(spec: &SourceSpec, network: bitcoin::Network) -> anyhow::Result<BlockSource> {
+    match spec {
+        SourceSpec::CoreDir(path) => {
+            let src = tokio::task::block_in_place(|| BlockSource::core_dir(path, network))
+                .with_context(|| format!("cannot read the blocks dir {}", path.display()))?;
+            Ok(src)
+        }
+        SourceSpec::Node { url, auth, rest } => {
+            let rpc = CoreRpc::new(url, auth, *rest)?;
+            Ok(tokio::task::block_in_place(|| {
+                BlockSource::node(rpc, network)
+            })?)
+        }
+    }
+}
+
+/// Where blocks come from, as `--source` and its options say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceSpec {
+    /// Core's blocks dir.
+    CoreDir(PathBuf),
+    /// A Core node over RPC (blocks over REST when `rest`).
+    Node {
+        /// `http://host:port`.
+        url: String,
+        /// Cookie or user and password file.
+        auth: RpcAuth,
+        /// Fetch blocks over REST.
+        rest: bool,
+    },
+}
+
+/// One sync pass: undo a fork, catch up late wallets, scan to the source's tip (or `to`).
+/// A node whose chain moves while headers are read is asked again, up to three times.
+pub async fn sync_once(
     store: &Store,
-    path: &Path,
+    source: &mut BlockSource,
+    to: Option<u32>,
+) -> anyhow::Result<SyncSummary> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match sync_pass(store, source, to).await {
+            Err(e) if tries < 3 && is_transient(&e) => {
+                tracing::info!("{e:#}; trying again");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            r => return r,
+        }
+    }
+}
+
+fn is_transient(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<SourceError>()
+            .is_some_and(SourceError::is_transient)
+            || matches!(
+                c.downcast_ref::<tesoro_chain::rpc::RpcError>(),
+                Some(tesoro_chain::rpc::RpcError::ChainMoved { .. })
+            )
+    })
+}
+
+async fn sync_pass(
+    store: &Store,
+    source: &mut BlockSource,
     to: Option<u32>,
 ) -> anyhow::Result<SyncSummary> {
     let started = Instant::now();
     let mut summary = SyncSummary::default();
-    let network = store.network();
-    let dir = tokio::task::block_in_place(|| BlocksDir::open(path, network.0))
-        .with_context(|| format!("cannot read the blocks dir {}", path.display()))?;
-    let index = tokio::task::block_in_place(|| dir.index())
-        .with_context(|| format!("cannot index the blocks in {}", path.display()))?;
-    if index.is_empty() {
-        bail!(
-            "{} holds no {} blocks: is it the right folder (Core's <datadir>/blocks, or <datadir>/{}/blocks)?",
-            path.display(),
-            network,
-            network
-        );
-    }
-    let source_tip = index.tip_height();
+    tokio::task::block_in_place(|| source.refresh())
+        .with_context(|| format!("cannot read {}", source.name()))?;
+    let source = &*source;
+    let source_tip = tokio::task::block_in_place(|| source.tip_height())?;
     let target = to.map_or(source_tip, |t| t.min(source_tip));
-    summary.blocks_undone = undo_fork(store, &index).await?;
+    summary.blocks_undone = undo_fork(store, source).await?;
 
     let wallets = store.wallets(None).await?;
     let synced = store.wallet_sync_heights().await?;
@@ -274,8 +374,7 @@ pub async fn sync_blocks_dir(
                     .unwrap_or(start);
                 scan_range(
                     store,
-                    &dir,
-                    &index,
+                    source,
                     &lagging,
                     from,
                     tip.height,
@@ -290,17 +389,7 @@ pub async fn sync_blocks_dir(
         Some(t) => t.height + 1,
         None => wallets.iter().map(birth).min().unwrap_or(0),
     };
-    scan_range(
-        store,
-        &dir,
-        &index,
-        &wallets,
-        from,
-        target,
-        "sync",
-        &mut summary,
-    )
-    .await?;
+    scan_range(store, source, &wallets, from, target, "sync", &mut summary).await?;
     let tip = store.chain_tip().await?;
     summary.tip_height = tip.map(|t| t.height);
     summary.tip_hash = tip.map(|t| t.hash.to_string());
