@@ -10,8 +10,14 @@
 #![warn(missing_docs)]
 
 pub mod chain;
+pub mod classify;
 pub mod entity;
+pub mod lots;
+pub mod movement;
 pub mod network;
+pub mod price;
+pub mod records;
+pub mod report;
 pub mod secret;
 pub mod wallet;
 

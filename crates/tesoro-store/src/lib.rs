@@ -11,6 +11,7 @@
 
 mod chain_index;
 mod error;
+mod ledger;
 mod registry;
 
 use std::str::FromStr;
@@ -21,6 +22,7 @@ use tesoro_core::ChainNetwork;
 
 pub use chain_index::{ApplyOutcome, TxTouch, UtxoRow};
 pub use error::{redact_url, StoreError};
+pub use ledger::{ImportOutcome, RefreshOutcome};
 pub use registry::{NewEntity, NewWallet, NewWalletKind, WalletAddressRow, WalletKind, WalletRow};
 
 /// Result of a store call.

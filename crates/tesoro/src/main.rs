@@ -55,6 +55,20 @@ enum Command {
     History(cmd::holdings::HistoryArgs),
     /// Mining and accumulation plans: backtests and projections.
     Plan(cmd::plan::PlanCmd),
+    /// Daily BTC prices (Coin Metrics or generic CSV).
+    #[command(subcommand)]
+    Prices(cmd::prices::PricesCmd),
+    /// Daily FX rates.
+    #[command(subcommand)]
+    Fx(cmd::prices::FxCmd),
+    /// Off-chain records: purchases, seizure orders, custodial holdings.
+    #[command(subcommand)]
+    Records(cmd::records::RecordsCmd),
+    /// Every movement of the reserve, classified; manual classification; rules.
+    Movements(cmd::movements::MovementsArgs),
+    /// Reports: holdings valued, gains per cost-basis method, the accumulation test.
+    #[command(subcommand)]
+    Report(cmd::report::ReportCmd),
 }
 
 /// Global options every command may need.
@@ -136,6 +150,11 @@ fn main() -> ExitCode {
             Command::Utxos(a) => cmd::holdings::utxos(a, &globals).await,
             Command::History(a) => cmd::holdings::history(a, &globals).await,
             Command::Plan(c) => cmd::plan::run(c),
+            Command::Prices(c) => cmd::prices::run(c, &globals).await,
+            Command::Fx(c) => cmd::prices::run_fx(c, &globals).await,
+            Command::Records(c) => cmd::records::run(c, &globals).await,
+            Command::Movements(a) => cmd::movements::run(a, &globals).await,
+            Command::Report(c) => cmd::report::run(c, &globals).await,
         }
     });
     match result {

@@ -3,6 +3,10 @@
 pub mod entity;
 pub mod holdings;
 pub mod init;
+pub mod movements;
 pub mod plan;
+pub mod prices;
+pub mod records;
+pub mod report;
 pub mod sync;
 pub mod wallet;

@@ -1,0 +1,601 @@
+//! The ledger's persistence: movements derived from the chain index, prices and FX rates,
+//! off-chain records, manual classifications and the rules file.
+//!
+//! Movements are derived data: [`Store::ledger_refresh`] rebuilds them from `outputs` and
+//! `txs` whenever the chain index changed (tip hash, output and spend counts, wallets), in one
+//! transaction, so a reorg followed by a re-sync gives exactly the same rows. Manual
+//! classifications are keyed by (txid, entity) and kept in their own append-only table, so
+//! they survive every rebuild.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bitcoin::hashes::Hash;
+use bitcoin::{OutPoint, Txid};
+use rust_decimal::Decimal;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+use tesoro_core::classify::{Override, Record, RecordKind};
+use tesoro_core::movement::{derive_movements, ChainTx, Kind, Movement, OwnedOutput, OwnedSpend};
+use tesoro_core::price::{fmt_date, parse_date, FxPoint, PriceBook, PricePoint};
+
+use crate::{now_rfc3339, Result, Store, StoreError};
+
+/// What [`Store::ledger_refresh`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefreshOutcome {
+    /// True when the movements were rebuilt; false when they were already current.
+    pub rebuilt: bool,
+    /// Number of movements now stored.
+    pub movements: u64,
+}
+
+/// What an import wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ImportOutcome {
+    /// Rows new or changed.
+    pub written: u64,
+    /// Rows already there, identical.
+    pub unchanged: u64,
+}
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+fn u32_of(r: &AnyRow, c: &str) -> Result<u32> {
+    let v: i64 = r.try_get(c)?;
+    u32::try_from(v).map_err(|_| corrupt(format!("{c} = {v}")))
+}
+
+fn u64_of(r: &AnyRow, c: &str) -> Result<u64> {
+    let v: i64 = r.try_get(c)?;
+    u64::try_from(v).map_err(|_| corrupt(format!("{c} = {v}")))
+}
+
+fn txid_of(r: &AnyRow, c: &str) -> Result<Txid> {
+    let b: Vec<u8> = r.try_get(c)?;
+    let a: [u8; 32] = b
+        .as_slice()
+        .try_into()
+        .map_err(|_| corrupt(format!("{c}: {} bytes", b.len())))?;
+    Ok(Txid::from_byte_array(a))
+}
+
+fn i64_of(v: u64, what: &str) -> Result<i64> {
+    i64::try_from(v).map_err(|_| corrupt(format!("{what} {v} is too large")))
+}
+
+const MOVEMENT_COLUMNS: &str = "txid, entity_id, root_id, height, tx_index, time, received, sent, \
+     acquired, disposed, fee, internal_in, internal_out, inputs, outputs, coinbase, chain_kind, \
+     counterparties";
+
+fn movement_row(r: &AnyRow) -> Result<Movement> {
+    let kind: String = r.try_get("chain_kind")?;
+    let cps: String = r.try_get("counterparties")?;
+    let coinbase: i64 = r.try_get("coinbase")?;
+    Ok(Movement {
+        txid: txid_of(r, "txid")?,
+        entity: r.try_get("entity_id")?,
+        root: r.try_get("root_id")?,
+        height: u32_of(r, "height")?,
+        tx_index: u32_of(r, "tx_index")?,
+        time: u32_of(r, "time")?,
+        received: u64_of(r, "received")?,
+        sent: u64_of(r, "sent")?,
+        acquired: u64_of(r, "acquired")?,
+        disposed: u64_of(r, "disposed")?,
+        fee: u64_of(r, "fee")?,
+        internal_in: u64_of(r, "internal_in")?,
+        internal_out: u64_of(r, "internal_out")?,
+        inputs: u32_of(r, "inputs")?,
+        outputs: u32_of(r, "outputs")?,
+        coinbase: coinbase != 0,
+        chain_kind: kind.parse::<Kind>().map_err(corrupt)?,
+        counterparties: cps.split_whitespace().map(str::to_string).collect(),
+    })
+}
+
+impl Store {
+    /// A fingerprint of everything movements are derived from.
+    async fn ledger_source_fingerprint(&self) -> Result<String> {
+        let r = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM outputs) AS n_out, \
+             (SELECT COUNT(*) FROM outputs WHERE spent_txid IS NOT NULL) AS n_spent, \
+             (SELECT COALESCE(SUM(height), 0) FROM outputs) AS h_out, \
+             (SELECT COALESCE(SUM(spent_height), 0) FROM outputs) AS h_spent, \
+             (SELECT COALESCE(MAX(height), -1) FROM blocks) AS tip, \
+             (SELECT COUNT(*) FROM wallets) AS n_wallets, \
+             (SELECT COUNT(*) FROM entities) AS n_entities",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let tip: i64 = r.try_get("tip")?;
+        let tip_hash = if tip >= 0 {
+            self.block_at(u32::try_from(tip).map_err(|_| corrupt("tip"))?)
+                .await?
+                .map(|b| b.hash.to_string())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let n = |c: &str| -> Result<i64> { Ok(r.try_get::<i64, _>(c)?) };
+        Ok(format!(
+            "v1:{}:{}:{}:{}:{}:{}:{}:{}",
+            tip,
+            tip_hash,
+            n("n_out")?,
+            n("n_spent")?,
+            n("h_out")?,
+            n("h_spent")?,
+            n("n_wallets")?,
+            n("n_entities")?
+        ))
+    }
+
+    /// Rebuilds the movements from the chain index when it changed since the last build.
+    pub async fn ledger_refresh(&self) -> Result<RefreshOutcome> {
+        let fp = self.ledger_source_fingerprint().await?;
+        let stored = sqlx::query("SELECT value FROM ledger_state WHERE key = 'derived_from'")
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.try_get::<String, _>("value"))
+            .transpose()?;
+        if stored.as_deref() == Some(fp.as_str()) {
+            let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM ledger_movements")
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("n")?;
+            return Ok(RefreshOutcome {
+                rebuilt: false,
+                movements: n as u64,
+            });
+        }
+        let movements = self.derive_ledger_movements().await?;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM ledger_movements")
+            .execute(&mut *tx)
+            .await?;
+        const BATCH: usize = 1000;
+        for chunk in movements.chunks(BATCH) {
+            let mut sql = format!("INSERT INTO ledger_movements ({MOVEMENT_COLUMNS}) VALUES ");
+            let mut p = 1;
+            for (i, _) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push('(');
+                for c in 0..18 {
+                    if c > 0 {
+                        sql.push(',');
+                    }
+                    sql.push_str(&format!("${p}"));
+                    p += 1;
+                }
+                sql.push(')');
+            }
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for m in chunk {
+                q = q
+                    .bind(m.txid.as_byte_array().to_vec())
+                    .bind(m.entity)
+                    .bind(m.root)
+                    .bind(i64::from(m.height))
+                    .bind(i64::from(m.tx_index))
+                    .bind(i64::from(m.time))
+                    .bind(i64_of(m.received, "received")?)
+                    .bind(i64_of(m.sent, "sent")?)
+                    .bind(i64_of(m.acquired, "acquired")?)
+                    .bind(i64_of(m.disposed, "disposed")?)
+                    .bind(i64_of(m.fee, "fee")?)
+                    .bind(i64_of(m.internal_in, "internal_in")?)
+                    .bind(i64_of(m.internal_out, "internal_out")?)
+                    .bind(i64::from(m.inputs))
+                    .bind(i64::from(m.outputs))
+                    .bind(i64::from(m.coinbase))
+                    .bind(m.chain_kind.as_str())
+                    .bind(m.counterparties.join(" "));
+            }
+            q.execute(&mut *tx).await?;
+        }
+        sqlx::query(
+            "INSERT INTO ledger_state (key, value) VALUES ('derived_from', $1) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(&fp)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(RefreshOutcome {
+            rebuilt: true,
+            movements: movements.len() as u64,
+        })
+    }
+
+    /// Derives movements from the chain index without storing them.
+    pub async fn derive_ledger_movements(&self) -> Result<Vec<Movement>> {
+        let entities = self.entities().await?;
+        let parent: HashMap<i64, Option<i64>> = {
+            let by_code: HashMap<&str, i64> =
+                entities.iter().map(|e| (e.code.as_str(), e.id)).collect();
+            entities
+                .iter()
+                .map(|e| {
+                    (
+                        e.id,
+                        e.parent
+                            .as_ref()
+                            .and_then(|p| by_code.get(p.as_str()).copied()),
+                    )
+                })
+                .collect()
+        };
+        let mut root_of = BTreeMap::new();
+        for e in &entities {
+            let mut cur = e.id;
+            let mut hops = 0;
+            while let Some(Some(p)) = parent.get(&cur) {
+                cur = *p;
+                hops += 1;
+                if hops > 64 {
+                    return Err(corrupt("entity tree has a cycle"));
+                }
+            }
+            root_of.insert(e.id, cur);
+        }
+        let wallet_entity: HashMap<i64, i64> = {
+            let rows = sqlx::query("SELECT id, entity_id FROM wallets")
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get("id")?, r.try_get("entity_id")?)))
+                .collect::<Result<_>>()?
+        };
+        let times: HashMap<u32, u32> = {
+            let rows = sqlx::query("SELECT height, time FROM blocks")
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter()
+                .map(|r| Ok((u32_of(r, "height")?, u32_of(r, "time")?)))
+                .collect::<Result<_>>()?
+        };
+        let mut created: HashMap<Txid, Vec<OwnedOutput>> = HashMap::new();
+        let mut spent: HashMap<Txid, Vec<OwnedSpend>> = HashMap::new();
+        let rows = sqlx::query("SELECT txid, vout, value, wallet_id, spent_txid FROM outputs")
+            .fetch_all(&self.pool)
+            .await?;
+        for r in &rows {
+            let txid = txid_of(r, "txid")?;
+            let vout = u32_of(r, "vout")?;
+            let value = u64_of(r, "value")?;
+            let wallet: i64 = r.try_get("wallet_id")?;
+            let entity = *wallet_entity
+                .get(&wallet)
+                .ok_or_else(|| corrupt(format!("output of unknown wallet {wallet}")))?;
+            created.entry(txid).or_default().push(OwnedOutput {
+                vout,
+                value,
+                wallet,
+                entity,
+            });
+            let st: Option<Vec<u8>> = r.try_get("spent_txid")?;
+            if st.is_some() {
+                let s = txid_of(r, "spent_txid")?;
+                spent.entry(s).or_default().push(OwnedSpend {
+                    outpoint: OutPoint { txid, vout },
+                    value,
+                    wallet,
+                    entity,
+                });
+            }
+        }
+        drop(rows);
+        let mut chain_txs = Vec::with_capacity(created.len() + spent.len());
+        let rows = sqlx::query("SELECT txid, height, tx_index, raw FROM txs")
+            .fetch_all(&self.pool)
+            .await?;
+        for r in &rows {
+            let txid = txid_of(r, "txid")?;
+            let c = created.remove(&txid).unwrap_or_default();
+            let s = spent.remove(&txid).unwrap_or_default();
+            if c.is_empty() && s.is_empty() {
+                continue;
+            }
+            let raw: Vec<u8> = r.try_get("raw")?;
+            let tx: bitcoin::Transaction = bitcoin::consensus::deserialize(&raw)
+                .map_err(|e| corrupt(format!("transaction {txid} does not decode: {e}")))?;
+            let height = u32_of(r, "height")?;
+            chain_txs.push(ChainTx {
+                tx,
+                txid,
+                height,
+                tx_index: u32_of(r, "tx_index")?,
+                time: times.get(&height).copied().unwrap_or(0),
+                created: c,
+                spent: s,
+            });
+        }
+        if let Some(t) = created.keys().chain(spent.keys()).next() {
+            return Err(corrupt(format!(
+                "transaction {t} touches a watched output but is not in the txs table"
+            )));
+        }
+        Ok(derive_movements(&chain_txs, &root_of, self.network.0))
+    }
+
+    /// Every stored movement in chain order (refresh first).
+    pub async fn ledger_movements(&self) -> Result<Vec<Movement>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {MOVEMENT_COLUMNS} FROM ledger_movements ORDER BY height, tx_index, txid, entity_id"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(movement_row).collect()
+    }
+
+    /// Stores BTC prices (a day's price is replaced by a newer import), in one transaction.
+    pub async fn import_prices(
+        &self,
+        points: &[PricePoint],
+        source: &str,
+    ) -> Result<ImportOutcome> {
+        let mut out = ImportOutcome::default();
+        let existing: HashMap<(String, String), String> =
+            sqlx::query("SELECT day, currency, price FROM prices")
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok((
+                        (r.try_get("day")?, r.try_get("currency")?),
+                        r.try_get("price")?,
+                    ))
+                })
+                .collect::<Result<_>>()?;
+        let mut tx = self.pool.begin().await?;
+        for p in points {
+            let day = fmt_date(p.date);
+            let price = p.price.normalize().to_string();
+            if existing.get(&(day.clone(), p.currency.clone())) == Some(&price) {
+                out.unchanged += 1;
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO prices (day, currency, price, source) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (day, currency) DO UPDATE SET price = excluded.price, source = excluded.source",
+            )
+            .bind(&day)
+            .bind(&p.currency)
+            .bind(&price)
+            .bind(source)
+            .execute(&mut *tx)
+            .await?;
+            out.written += 1;
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Stores FX rates, in one transaction.
+    pub async fn import_fx(&self, points: &[FxPoint], source: &str) -> Result<ImportOutcome> {
+        let mut out = ImportOutcome::default();
+        let mut tx = self.pool.begin().await?;
+        for p in points {
+            let rate = p.rate.normalize().to_string();
+            let r = sqlx::query(
+                "INSERT INTO fx_rates (day, base, quote, rate, source) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (day, base, quote) DO UPDATE SET rate = excluded.rate, source = excluded.source \
+                 WHERE fx_rates.rate <> excluded.rate",
+            )
+            .bind(fmt_date(p.date))
+            .bind(&p.base)
+            .bind(&p.quote)
+            .bind(&rate)
+            .bind(source)
+            .execute(&mut *tx)
+            .await?;
+            if r.rows_affected() > 0 {
+                out.written += 1;
+            } else {
+                out.unchanged += 1;
+            }
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Every price and FX rate.
+    pub async fn price_book(&self) -> Result<PriceBook> {
+        let mut b = PriceBook::default();
+        for r in sqlx::query("SELECT day, currency, price FROM prices")
+            .fetch_all(&self.pool)
+            .await?
+        {
+            let day: String = r.try_get("day")?;
+            let cur: String = r.try_get("currency")?;
+            let price: String = r.try_get("price")?;
+            b.add_price(
+                parse_date(&day).map_err(corrupt)?,
+                &cur,
+                price
+                    .parse::<Decimal>()
+                    .map_err(|_| corrupt(format!("price {price:?}")))?,
+            );
+        }
+        for r in sqlx::query("SELECT day, base, quote, rate FROM fx_rates")
+            .fetch_all(&self.pool)
+            .await?
+        {
+            let day: String = r.try_get("day")?;
+            let base: String = r.try_get("base")?;
+            let quote: String = r.try_get("quote")?;
+            let rate: String = r.try_get("rate")?;
+            b.add_fx(
+                parse_date(&day).map_err(corrupt)?,
+                &base,
+                &quote,
+                rate.parse::<Decimal>()
+                    .map_err(|_| corrupt(format!("rate {rate:?}")))?,
+            );
+        }
+        Ok(b)
+    }
+
+    /// Number of stored prices per currency, with first and last day.
+    pub async fn price_summary(&self) -> Result<Vec<(String, i64, String, String)>> {
+        let rows = sqlx::query(
+            "SELECT currency, COUNT(*) AS n, MIN(day) AS first, MAX(day) AS last FROM prices GROUP BY currency ORDER BY currency",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("currency")?,
+                    r.try_get("n")?,
+                    r.try_get("first")?,
+                    r.try_get("last")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Stores off-chain records; a record with the same content is not stored twice. One
+    /// transaction: a failure writes nothing.
+    pub async fn import_records(&self, records: &[Record], source: &str) -> Result<ImportOutcome> {
+        let mut out = ImportOutcome::default();
+        let mut tx = self.pool.begin().await?;
+        for rec in records {
+            let r = sqlx::query(
+                "INSERT INTO ledger_records (fingerprint, kind, entity_code, day, sats, fiat, currency, \
+                 counterparty, reference, txid, source, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (fingerprint) DO NOTHING",
+            )
+            .bind(rec.fingerprint())
+            .bind(rec.kind.as_str())
+            .bind(rec.entity.clone())
+            .bind(fmt_date(rec.date))
+            .bind(i64_of(rec.sats, "sats")?)
+            .bind(rec.fiat.map(|f| f.normalize().to_string()))
+            .bind(rec.currency.clone())
+            .bind(rec.counterparty.clone())
+            .bind(rec.reference.clone())
+            .bind(rec.txid.map(|t| t.as_byte_array().to_vec()))
+            .bind(source)
+            .bind(now_rfc3339())
+            .execute(&mut *tx)
+            .await?;
+            if r.rows_affected() > 0 {
+                out.written += 1;
+            } else {
+                out.unchanged += 1;
+            }
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Every off-chain record, by id.
+    pub async fn records(&self) -> Result<Vec<Record>> {
+        let rows = sqlx::query(
+            "SELECT id, kind, entity_code, day, sats, fiat, currency, counterparty, reference, txid \
+             FROM ledger_records ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let kind: String = r.try_get("kind")?;
+                let day: String = r.try_get("day")?;
+                let fiat: Option<String> = r.try_get("fiat")?;
+                let txid: Option<Vec<u8>> = r.try_get("txid")?;
+                Ok(Record {
+                    id: r.try_get("id")?,
+                    kind: kind.parse::<RecordKind>().map_err(corrupt)?,
+                    entity: r.try_get("entity_code")?,
+                    date: parse_date(&day).map_err(corrupt)?,
+                    sats: u64_of(r, "sats")?,
+                    fiat: fiat
+                        .map(|f| {
+                            f.parse::<Decimal>()
+                                .map_err(|_| corrupt(format!("fiat {f:?}")))
+                        })
+                        .transpose()?,
+                    currency: r.try_get("currency")?,
+                    counterparty: r.try_get("counterparty")?,
+                    reference: r.try_get("reference")?,
+                    txid: match txid {
+                        Some(_) => Some(txid_of(r, "txid")?),
+                        None => None,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    /// Records a manual classification (kept forever; the newest per (txid, entity) counts).
+    pub async fn add_override(
+        &self,
+        txid: &Txid,
+        entity: i64,
+        kind: Kind,
+        reason: &str,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO ledger_overrides (txid, entity_id, kind, reason, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(txid.as_byte_array().to_vec())
+        .bind(entity)
+        .bind(kind.as_str())
+        .bind(reason)
+        .bind(now_rfc3339())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every manual classification, oldest first.
+    pub async fn overrides(&self) -> Result<Vec<Override>> {
+        let rows = sqlx::query(
+            "SELECT txid, entity_id, kind, reason, created_at FROM ledger_overrides ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let kind: String = r.try_get("kind")?;
+                Ok(Override {
+                    txid: txid_of(r, "txid")?,
+                    entity: r.try_get("entity_id")?,
+                    kind: kind.parse::<Kind>().map_err(corrupt)?,
+                    reason: r.try_get("reason")?,
+                    at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Stores the rules file text (already checked by the caller).
+    pub async fn set_ledger_rules(&self, text: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO ledger_state (key, value) VALUES ('rules', $1) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(text)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The stored rules file text, if any.
+    pub async fn ledger_rules(&self) -> Result<Option<String>> {
+        sqlx::query("SELECT value FROM ledger_state WHERE key = 'rules'")
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.try_get::<String, _>("value").map_err(StoreError::from))
+            .transpose()
+    }
+}
