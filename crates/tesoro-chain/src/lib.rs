@@ -19,6 +19,7 @@
 pub mod blocksdir;
 pub mod derive;
 pub mod error;
+pub mod esplora;
 pub mod http;
 pub mod rpc;
 pub mod scanner;

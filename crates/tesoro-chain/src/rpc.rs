@@ -588,7 +588,7 @@ fn network_name(n: Network) -> &'static str {
 
 fn decode_hex_into(hex: &str, out: &mut Vec<u8>) -> Option<()> {
     let b = hex.as_bytes();
-    if b.len() % 2 != 0 {
+    if !b.len().is_multiple_of(2) {
         return None;
     }
     out.reserve(b.len() / 2);

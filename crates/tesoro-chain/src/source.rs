@@ -2,14 +2,16 @@
 //! written once: a source tells its tip, the hash at a height, the best chain's headers over a
 //! range, and hands out blocks the scanner's workers load.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bitcoin::{BlockHash, Network};
 use tesoro_core::chain::BlockMeta;
 
 use crate::blocksdir::{BlocksDir, ChainIndex, PendingBlock, RawBlock};
 use crate::error::ChainError;
+use crate::esplora::{Esplora, EsploraBlock, EsploraError, Interest};
 use crate::rpc::{CoreRpc, RpcBlock, RpcError};
 use crate::scanner::{LoadBlock, ScanOptions};
 
@@ -22,6 +24,9 @@ pub enum SourceError {
     /// Bitcoin Core over RPC/REST.
     #[error(transparent)]
     Rpc(#[from] RpcError),
+    /// An Esplora server.
+    #[error(transparent)]
+    Esplora(#[from] EsploraError),
     /// Anything else, already worded for the user.
     #[error("{0}")]
     Other(String),
@@ -30,7 +35,11 @@ pub enum SourceError {
 impl SourceError {
     /// True when running again is the cure (the node's chain moved under us).
     pub fn is_transient(&self) -> bool {
-        matches!(self, SourceError::Rpc(RpcError::ChainMoved { .. }))
+        matches!(
+            self,
+            SourceError::Rpc(RpcError::ChainMoved { .. })
+                | SourceError::Esplora(EsploraError::ChainMoved { .. })
+        )
     }
 }
 
@@ -45,6 +54,15 @@ pub enum BlockSource {
     },
     /// A running Bitcoin Core, over JSON-RPC (and REST for blocks when enabled).
     Node(Arc<CoreRpc>),
+    /// An Esplora server: per-script history, whole blocks only where watched scripts are.
+    Esplora {
+        /// The client.
+        client: Arc<Esplora>,
+        /// Blocks holding watched transactions (set by the caller from script histories).
+        interest: Interest,
+        /// Headers read by [`BlockSource::headers`], for the blocks sent header-only.
+        headers: Mutex<HashMap<u32, bitcoin::block::Header>>,
+    },
 }
 
 /// A block of some source, loaded on the scanner's workers.
@@ -53,6 +71,8 @@ pub enum SourceBlock<'a> {
     Dir(PendingBlock<'a>),
     /// From a node.
     Node(RpcBlock),
+    /// From an Esplora server.
+    Esplora(EsploraBlock),
 }
 
 impl LoadBlock for SourceBlock<'_> {
@@ -60,6 +80,7 @@ impl LoadBlock for SourceBlock<'_> {
         match self {
             SourceBlock::Dir(b) => b.load(buf),
             SourceBlock::Node(b) => b.load(buf),
+            SourceBlock::Esplora(b) => b.load(buf),
         }
     }
 }
@@ -85,11 +106,34 @@ impl BlockSource {
         Ok(BlockSource::Node(Arc::new(rpc)))
     }
 
+    /// An Esplora server (`http://host[:port][/api]`), checked to run `network` by its
+    /// genesis block.
+    pub fn esplora(url: &str, network: Network) -> Result<Self, SourceError> {
+        let client = Esplora::new(url)?;
+        let genesis = bitcoin::blockdata::constants::genesis_block(network).block_hash();
+        match client.hash_at(0)? {
+            Some(h) if h == genesis => {}
+            other => {
+                return Err(SourceError::Other(format!(
+                    "{url} serves a chain whose block 0 is {} but the {} genesis block is {genesis}; point --source at an Esplora of the database's network",
+                    other.map_or("missing".to_string(), |h| h.to_string()),
+                    network.to_core_arg()
+                )))
+            }
+        }
+        Ok(BlockSource::Esplora {
+            client: Arc::new(client),
+            interest: Interest::default(),
+            headers: Mutex::new(HashMap::new()),
+        })
+    }
+
     /// A name for messages: the directory or the URL.
     pub fn name(&self) -> String {
         match self {
             BlockSource::CoreDir { dir, .. } => dir.dir().display().to_string(),
             BlockSource::Node(rpc) => rpc.url(),
+            BlockSource::Esplora { client, .. } => client.url(),
         }
     }
 
@@ -106,6 +150,7 @@ impl BlockSource {
         match self {
             BlockSource::CoreDir { index, .. } => Ok(index.tip_height()),
             BlockSource::Node(rpc) => Ok(rpc.info()?.blocks),
+            BlockSource::Esplora { client, .. } => Ok(client.tip_height()?),
         }
     }
 
@@ -114,6 +159,7 @@ impl BlockSource {
         match self {
             BlockSource::CoreDir { index, .. } => Ok(index.get(height).map(|b| b.hash)),
             BlockSource::Node(rpc) => Ok(rpc.hash_at(height)?),
+            BlockSource::Esplora { client, .. } => Ok(client.hash_at(height)?),
         }
     }
 
@@ -131,6 +177,20 @@ impl BlockSource {
                 .map(|b| b.meta())
                 .collect()),
             BlockSource::Node(rpc) => Ok(rpc.headers(from, to)?),
+            BlockSource::Esplora {
+                client, headers, ..
+            } => {
+                let got = client.headers(from, to)?;
+                let mut cache = headers.lock().unwrap_or_else(PoisonError::into_inner);
+                cache.clear();
+                Ok(got
+                    .into_iter()
+                    .map(|(m, h)| {
+                        cache.insert(m.height, h);
+                        m
+                    })
+                    .collect())
+            }
         }
     }
 
@@ -153,6 +213,48 @@ impl BlockSource {
                     .iter()
                     .map(move |m| SourceBlock::Node(rpc.pending(*m))),
             )),
+            BlockSource::Esplora {
+                client,
+                interest,
+                headers: cache,
+            } => {
+                let cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut out = Vec::with_capacity(headers.len());
+                for m in headers {
+                    let header = *cache
+                        .get(&m.height)
+                        .filter(|h| h.block_hash() == m.hash)
+                        .ok_or_else(|| {
+                            SourceError::Other(format!(
+                                "no header of block {} at {} read from {}",
+                                m.hash,
+                                m.height,
+                                client.url()
+                            ))
+                        })?;
+                    let whole = match interest.at(m.height) {
+                        Some(h) if h == m.hash => true,
+                        Some(h) => {
+                            return Err(EsploraError::ChainMoved {
+                                url: client.url(),
+                                reason: format!(
+                                    "a script's history names block {h} at height {}, the header list {}",
+                                    m.height, m.hash
+                                ),
+                            }
+                            .into())
+                        }
+                        None => false,
+                    };
+                    out.push(SourceBlock::Esplora(EsploraBlock {
+                        client: Arc::clone(client),
+                        meta: *m,
+                        header,
+                        whole,
+                    }));
+                }
+                Ok(Box::new(out.into_iter()))
+            }
         }
     }
 
@@ -162,7 +264,7 @@ impl BlockSource {
         let d = ScanOptions::default();
         match self {
             BlockSource::CoreDir { .. } => d,
-            BlockSource::Node(_) => {
+            BlockSource::Node(_) | BlockSource::Esplora { .. } => {
                 let threads = d.threads.max(4);
                 ScanOptions {
                     threads,

@@ -91,6 +91,7 @@
 pub mod background;
 pub mod block;
 pub mod error;
+pub mod esplora_server;
 pub mod generate;
 pub mod keys;
 pub mod scenario;

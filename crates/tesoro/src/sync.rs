@@ -114,6 +114,53 @@ async fn watch_set(store: &Store, wallets: &[WalletRow]) -> anyhow::Result<Watch
     Ok(ws)
 }
 
+/// Scripts whose Esplora history decides which blocks to fetch whole: bare scripts (and
+/// unranged descriptors), and ranged keychains with their gap limits.
+#[allow(clippy::type_complexity)]
+async fn scripts_to_discover(
+    store: &Store,
+    wallets: &[WalletRow],
+) -> anyhow::Result<(
+    Vec<bitcoin::ScriptBuf>,
+    Vec<(DescriptorPair, Keychain, u32)>,
+)> {
+    let network = store.network();
+    let mut fixed = Vec::new();
+    let mut keychains = Vec::new();
+    for w in wallets {
+        match w.kind {
+            WalletKind::Descriptor => {
+                let ext = w
+                    .external_descriptor
+                    .as_deref()
+                    .with_context(|| format!("wallet {} has no descriptor", w.full_name()))?;
+                let pair = DescriptorPair::parse(ext, w.internal_descriptor.as_deref(), network)?;
+                let gap = w
+                    .gap_limit
+                    .unwrap_or(tesoro_core::wallet::DEFAULT_GAP_LIMIT);
+                for kc in [Keychain::External, Keychain::Internal] {
+                    if pair.keychain(kc).is_none() {
+                        continue;
+                    }
+                    if pair.is_ranged() {
+                        keychains.push((pair.clone(), kc, gap));
+                    } else {
+                        fixed.push(pair.script_at(kc, 0)?);
+                    }
+                }
+            }
+            WalletKind::Addresses => {
+                for a in store.wallet_addresses(w.id).await? {
+                    let bytes = bitcoin::hex::FromHex::from_hex(&a.script_pubkey_hex)
+                        .map_err(|e| anyhow::anyhow!("stored script of {}: {e}", a.address))?;
+                    fixed.push(bitcoin::ScriptBuf::from_bytes(bytes));
+                }
+            }
+        }
+    }
+    Ok((fixed, keychains))
+}
+
 /// Finds the highest stored block that the source's chain also has, undoing every stored
 /// block above it. Returns the number of blocks undone.
 async fn undo_fork(store: &Store, source: &BlockSource) -> anyhow::Result<u32> {
@@ -184,6 +231,42 @@ async fn scan_range(
     let pb = progress_bar(u64::from(to - from) + 1, label);
     let handle = tokio::runtime::Handle::current();
     let started = Instant::now();
+    if let BlockSource::Esplora {
+        client, interest, ..
+    } = source
+    {
+        let (fixed, keychains) = scripts_to_discover(store, wallets).await?;
+        tokio::task::block_in_place(|| -> anyhow::Result<()> {
+            interest.clear();
+            let keep = |items: Vec<tesoro_chain::esplora::HistoryItem>| {
+                items
+                    .into_iter()
+                    .filter(|i| i.height >= from && i.height <= to)
+                    .collect::<Vec<_>>()
+            };
+            for script in &fixed {
+                interest.add(&keep(client.history(script)?));
+            }
+            // Each keychain up to `gap` unused scripts past the last one with history, as the
+            // scanner will extend it when it sees them used.
+            for (pair, kc, gap) in &keychains {
+                let (mut i, mut unused) = (0u32, 0u32);
+                while unused < *gap {
+                    let script = pair.script_at(*kc, i)?;
+                    let items = client.history(&script)?;
+                    if items.is_empty() {
+                        unused += 1;
+                    } else {
+                        unused = 0;
+                        interest.add(&keep(items));
+                    }
+                    i += 1;
+                }
+            }
+            Ok(())
+        })
+        .map_err(|e| e.context(format!("reading script histories from {}", client.url())))?;
+    }
     let stats = tokio::task::block_in_place(|| -> anyhow::Result<tesoro_chain::ScanStats> {
         let mut total = tesoro_chain::ScanStats::default();
         let mut scanner = Scanner::new(&mut ws).with_options(source.scan_options());
@@ -279,6 +362,9 @@ pub fn open_source(spec: &SourceSpec, network: bitcoin::Network) -> anyhow::Resu
                 BlockSource::node(rpc, network)
             })?)
         }
+        SourceSpec::Esplora(url) => Ok(tokio::task::block_in_place(|| {
+            BlockSource::esplora(url, network)
+        })?),
     }
 }
 
@@ -296,6 +382,8 @@ pub enum SourceSpec {
         /// Fetch blocks over REST.
         rest: bool,
     },
+    /// An Esplora server's API root.
+    Esplora(String),
 }
 
 /// One sync pass: undo a fork, catch up late wallets, scan to the source's tip (or `to`).

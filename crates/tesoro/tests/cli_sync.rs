@@ -348,3 +348,96 @@ fn sync_errors_say_what_and_where() {
     let out = tesoro(dir, &["balance"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("tesoro sync"));
 }
+
+/// The best chain of a generated blocks dir as raw blocks, genesis first.
+fn best_chain_blocks(blocks: &Path) -> Vec<Vec<u8>> {
+    let dir = tesoro_chain::BlocksDir::open(blocks, bitcoin::Network::Regtest).unwrap();
+    let index = dir.index().unwrap();
+    dir.pending_from(&index, 0)
+        .unwrap()
+        .map(|p| p.read(Vec::new()).unwrap().bytes)
+        .collect()
+}
+
+#[test]
+fn esplora_source_reaches_the_state_of_the_blocks_dir_and_follows_a_replaced_chain() {
+    use tesoro_testchain::esplora_server::EsploraServer;
+    let a = chain("reserve.toml", None);
+    let server =
+        EsploraServer::start(best_chain_blocks(&a.blocks), bitcoin::Network::Regtest).unwrap();
+    let esplora = format!("esplora:{}", server.url());
+
+    let by_dir = tempfile::tempdir().unwrap();
+    register(by_dir.path(), &a.expected);
+    ok(
+        by_dir.path(),
+        &[
+            "sync",
+            "--source",
+            &format!("core-dir:{}", a.blocks.display()),
+        ],
+    );
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    register(dir, &a.expected);
+    // In steps, as the blocks dir test does: every checkpoint as the tip.
+    for cp in &a.expected.checkpoints {
+        let to = cp.height.to_string();
+        let s: serde_json::Value = serde_json::from_str(&ok(
+            dir,
+            &["sync", "--source", &esplora, "--to", &to, "--json"],
+        ))
+        .unwrap();
+        assert_eq!(s["tip_hash"], cp.hash.to_string());
+        assert_eq!(
+            balances(dir, None),
+            cp.balances,
+            "esplora, tip at {}",
+            cp.height
+        );
+    }
+    assert_eq!(state(dir), state(by_dir.path()), "esplora == blocks dir");
+
+    // The server's chain is replaced by another (a deep reorg between two syncs).
+    let b = chain("reserve.toml", Some(99));
+    server.set_chain(best_chain_blocks(&b.blocks)).unwrap();
+    let s: serde_json::Value =
+        serde_json::from_str(&ok(dir, &["sync", "--source", &esplora, "--json"])).unwrap();
+    assert!(s["blocks_undone"].as_u64().unwrap() > 0, "{s}");
+    let fresh = tempfile::tempdir().unwrap();
+    register(fresh.path(), &a.expected);
+    ok(
+        fresh.path(),
+        &[
+            "sync",
+            "--source",
+            &format!("core-dir:{}", b.blocks.display()),
+        ],
+    );
+    assert_eq!(
+        state(dir),
+        state(fresh.path()),
+        "after the reorg == fresh sync"
+    );
+
+    // A server of another network, and no server at all.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = tesoro(
+        dir,
+        &[
+            "sync",
+            "--source",
+            &format!("esplora:http://127.0.0.1:{port}"),
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}")) && err.contains("connect"),
+        "{err}"
+    );
+}

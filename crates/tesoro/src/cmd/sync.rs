@@ -15,7 +15,8 @@ use crate::Globals;
 #[derive(Debug, clap::Args)]
 pub struct SyncArgs {
     /// Where blocks come from: core-dir:PATH (Bitcoin Core's blocks folder, read directly) or
-    /// rpc:http://HOST:PORT (a running Bitcoin Core, over JSON-RPC; add --rest for REST blocks).
+    /// rpc:http://HOST:PORT (a running Bitcoin Core, over JSON-RPC; add --rest for REST blocks)
+    /// or esplora:http://HOST[:PORT][/api] (an Esplora server: per-script history).
     #[arg(long, value_name = "SOURCE")]
     source: String,
     /// Core's cookie file (default: ~/.bitcoin/[<network>/].cookie).
@@ -72,11 +73,14 @@ fn parse_source(a: &SyncArgs, network: bitcoin::Network) -> anyhow::Result<Sourc
                 rest: a.rest,
             })
         }
-        Some(("esplora", _)) => bail!(
-            "--source {s}: the Esplora source is not in this build yet; use core-dir:PATH or rpc:http://HOST:PORT"
-        ),
+        Some(("esplora", url)) if !url.is_empty() => {
+            if a.rest || a.rpc_cookie.is_some() || a.rpc_user.is_some() {
+                bail!("--rest, --rpc-cookie and --rpc-user go with --source rpc:URL, not esplora");
+            }
+            Ok(SourceSpec::Esplora(url.to_string()))
+        }
         _ => bail!(
-            "--source {s:?} is not a source: use core-dir:PATH or rpc:http://HOST:PORT (Bitcoin Core)"
+            "--source {s:?} is not a source: use core-dir:PATH, rpc:http://HOST:PORT (Bitcoin Core) or esplora:http://HOST[:PORT][/api]"
         ),
     }
 }
