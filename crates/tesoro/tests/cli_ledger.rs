@@ -572,3 +572,56 @@ fn bad_files_name_file_line_and_field() {
     let r = json(dir, &["records", "list", "--json"]);
     assert_eq!(r.as_array().unwrap().len(), 0);
 }
+
+/// The ledger after a reorg equals the ledger of a fresh sync of the new chain, and a manual
+/// classification made before the reorg survives it.
+#[test]
+fn a_reorg_and_resync_give_the_same_ledger() {
+    let full = Scenario::from_toml(SCENARIO).unwrap();
+    // The same chain cut before the reorg: it still has the payment at 146 the reorg drops.
+    let cut_toml = SCENARIO
+        .split("[[event]]\nheight = 148")
+        .next()
+        .unwrap()
+        .replace("tip_height = 160", "tip_height = 147");
+    let cut = Scenario::from_toml(&cut_toml).unwrap();
+    let f = chain(&full);
+    let p = chain(&cut);
+    assert_eq!(f.expected.wallets, p.expected.wallets);
+
+    let w1 = tempfile::tempdir().unwrap();
+    let fresh = w1.path();
+    register(fresh, &f.expected);
+    ok(fresh, &["sync", "--source", &format!("core-dir:{}", f.blocks.display())]);
+    load_books(fresh);
+
+    let w2 = tempfile::tempdir().unwrap();
+    let reorged = w2.path();
+    register(reorged, &p.expected);
+    ok(reorged, &["sync", "--source", &format!("core-dir:{}", p.blocks.display())]);
+    load_books(reorged);
+    let before = movements(reorged);
+    assert!(before.iter().any(|m| m["acquired_sats"] == 70_000_000u64));
+    let purchase = find(&before, "ONBTC", "purchase")[0]["txid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let args = ["movements", "classify", &purchase, "--as", "seizure", "--reason", "court order 5"];
+    ok(reorged, &args);
+    ok(reorged, &["sync", "--source", &format!("core-dir:{}", f.blocks.display())]);
+    ok(fresh, &args);
+
+    let after = movements(reorged);
+    assert!(after.iter().all(|m| m["acquired_sats"] != 70_000_000u64));
+    assert_eq!(after, movements(fresh));
+    let s = find(&after, "ONBTC", "seizure");
+    assert_eq!(s[0]["note"], "court order 5");
+    for r in [
+        vec!["report", "accumulation", "--json"],
+        vec!["report", "pnl", "--method", "all", "--json"],
+        vec!["report", "holdings", "--at", "2025-02-10", "--currency", "USD,PKR", "--json"],
+        vec!["records", "list", "--json"],
+    ] {
+        assert_eq!(json(reorged, &r), json(fresh, &r), "{r:?}");
+    }
+}
