@@ -101,8 +101,8 @@ impl Store {
         let r = sqlx::query(
             "SELECT (SELECT COUNT(*) FROM outputs) AS n_out, \
              (SELECT COUNT(*) FROM outputs WHERE spent_txid IS NOT NULL) AS n_spent, \
-             (SELECT COALESCE(SUM(height), 0) FROM outputs) AS h_out, \
-             (SELECT COALESCE(SUM(spent_height), 0) FROM outputs) AS h_spent, \
+             (SELECT CAST(COALESCE(SUM(height), 0) AS BIGINT) FROM outputs) AS h_out, \
+             (SELECT CAST(COALESCE(SUM(spent_height), 0) AS BIGINT) FROM outputs) AS h_spent, \
              (SELECT COALESCE(MAX(height), -1) FROM blocks) AS tip, \
              (SELECT COUNT(*) FROM wallets) AS n_wallets, \
              (SELECT COUNT(*) FROM entities) AS n_entities",
