@@ -21,6 +21,7 @@ pub mod derive;
 pub mod error;
 pub mod esplora;
 pub mod http;
+pub mod rederive;
 pub mod rpc;
 pub mod scanner;
 pub mod source;

@@ -9,6 +9,7 @@
 //! miniscript types at the edges, so figures are sats and scripts, never floats or strings.
 #![warn(missing_docs)]
 
+pub mod canonical;
 pub mod chain;
 pub mod classify;
 pub mod entity;
@@ -19,6 +20,7 @@ pub mod price;
 pub mod records;
 pub mod report;
 pub mod secret;
+pub mod statement;
 pub mod wallet;
 
 pub use entity::{Entity, EntityCode};

@@ -53,6 +53,12 @@ enum Command {
     Utxos(cmd::holdings::UtxosArgs),
     /// Transactions touching the reserve.
     History(cmd::holdings::HistoryArgs),
+    /// The office's Ed25519 signing key for statements.
+    #[command(subcommand)]
+    Key(cmd::key::KeyCmd),
+    /// Signed statements of holdings at a block, and their independent verification.
+    #[command(subcommand)]
+    Statement(cmd::statement::StatementCmd),
     /// Mining and accumulation plans: backtests and projections.
     Plan(cmd::plan::PlanCmd),
     /// Daily BTC prices (Coin Metrics or generic CSV).
@@ -149,6 +155,8 @@ fn main() -> ExitCode {
             Command::Balance(a) => cmd::holdings::balance(a, &globals).await,
             Command::Utxos(a) => cmd::holdings::utxos(a, &globals).await,
             Command::History(a) => cmd::holdings::history(a, &globals).await,
+            Command::Key(c) => cmd::key::run(c),
+            Command::Statement(c) => cmd::statement::run(c, &globals).await,
             Command::Plan(c) => cmd::plan::run(c),
             Command::Prices(c) => cmd::prices::run(c, &globals).await,
             Command::Fx(c) => cmd::prices::run_fx(c, &globals).await,

@@ -3,10 +3,12 @@
 pub mod entity;
 pub mod holdings;
 pub mod init;
+pub mod key;
 pub mod movements;
 pub mod plan;
 pub mod prices;
 pub mod records;
 pub mod report;
+pub mod statement;
 pub mod sync;
 pub mod wallet;
