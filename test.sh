@@ -53,6 +53,13 @@ ensure_postgres() {
 
 ensure_postgres
 
+# The node tests (crates/tesoro/tests/node_*.rs) run a real bitcoind: $BITCOIND if set, else
+# a cached build made once per machine from the crates.io package carrying Core's source.
+say "bitcoind for the node tests"
+BITCOIND=$(./scripts/bitcoind.sh)
+export BITCOIND
+"$BITCOIND" -version | head -n 1
+
 say "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -84,6 +84,15 @@ pub enum RpcError {
         /// 401 or 403.
         status: u16,
     },
+    /// HTTP 503: the node is shutting down, or its work queue is full.
+    #[error(
+        "{url} answered HTTP 503 (Service Unavailable): the node is stopping or its RPC work queue \
+         is full (-rpcworkqueue); what was synced is stored, run sync again once the node is up"
+    )]
+    Unavailable {
+        /// The node's URL.
+        url: String,
+    },
     /// A JSON-RPC error reply.
     #[error("{url}: {method} failed with RPC error {code}: {message}")]
     Rpc {
@@ -260,6 +269,9 @@ impl CoreRpc {
                 url: self.url(),
                 status: r.status,
             });
+        }
+        if r.status == 503 {
+            return Err(RpcError::Unavailable { url: self.url() });
         }
         Ok(r)
     }
@@ -519,6 +531,7 @@ impl CoreRpc {
                     url: self.url(),
                     status: r.status,
                 }),
+                503 => Err(RpcError::Unavailable { url: self.url() }),
                 s => Err(RpcError::BadReply {
                     url,
                     what: "GET block".into(),
