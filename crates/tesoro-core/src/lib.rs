@@ -16,6 +16,7 @@ pub mod entity;
 pub mod lots;
 pub mod movement;
 pub mod network;
+pub mod policy;
 pub mod price;
 pub mod records;
 pub mod report;

@@ -484,6 +484,16 @@ impl Store {
         Ok(by_tx.into_values().collect())
     }
 
+    /// Block time of every stored height.
+    pub async fn block_times(&self) -> Result<std::collections::HashMap<u32, u32>> {
+        let rows = sqlx::query("SELECT height, time FROM blocks")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((u32_col(r, "height")?, u32_col(r, "time")?)))
+            .collect()
+    }
+
     /// How far each wallet has been scanned (wallets never scanned are absent).
     pub async fn wallet_sync_heights(&self) -> Result<std::collections::HashMap<i64, u32>> {
         let rows = sqlx::query("SELECT wallet_id, synced_to FROM wallet_sync")

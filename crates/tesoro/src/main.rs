@@ -53,6 +53,8 @@ enum Command {
     Utxos(cmd::holdings::UtxosArgs),
     /// Transactions touching the reserve.
     History(cmd::holdings::HistoryArgs),
+    /// Check the office's rules (policies.toml); exits non-zero when one is broken.
+    Check(cmd::check::CheckArgs),
     /// The office's Ed25519 signing key for statements.
     #[command(subcommand)]
     Key(cmd::key::KeyCmd),
@@ -155,6 +157,7 @@ fn main() -> ExitCode {
             Command::Balance(a) => cmd::holdings::balance(a, &globals).await,
             Command::Utxos(a) => cmd::holdings::utxos(a, &globals).await,
             Command::History(a) => cmd::holdings::history(a, &globals).await,
+            Command::Check(a) => cmd::check::run(a, &globals).await,
             Command::Key(c) => cmd::key::run(c),
             Command::Statement(c) => cmd::statement::run(c, &globals).await,
             Command::Plan(c) => cmd::plan::run(c),

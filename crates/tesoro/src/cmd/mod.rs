@@ -1,5 +1,6 @@
 //! One module per command group; each parses its arguments and calls the library.
 
+pub mod check;
 pub mod entity;
 pub mod holdings;
 pub mod init;
