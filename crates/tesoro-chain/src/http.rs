@@ -403,7 +403,7 @@ impl HttpConn {
 /// opens one) and puts it back, so N threads keep N requests in flight.
 pub struct HttpPool {
     url: HttpUrl,
-    auth: Option<String>,
+    auth: Mutex<Option<String>>,
     timeout: Duration,
     idle: Mutex<Vec<HttpConn>>,
 }
@@ -413,10 +413,20 @@ impl HttpPool {
     pub fn new(url: HttpUrl, auth: Option<String>, timeout: Duration) -> Self {
         Self {
             url,
-            auth,
+            auth: Mutex::new(auth),
             timeout,
             idle: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Replaces the `Authorization` header (a node restarted with a new cookie); idle
+    /// connections are dropped so every later request carries the new one.
+    pub fn set_auth(&self, auth: Option<String>) {
+        *self.auth.lock().unwrap_or_else(PoisonError::into_inner) = auth;
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 
     /// The server's URL.
@@ -437,8 +447,17 @@ impl HttpPool {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop();
-        let mut conn = conn
-            .unwrap_or_else(|| HttpConn::new(self.url.clone(), self.auth.clone(), self.timeout));
+        let mut conn = match conn {
+            Some(c) => c,
+            None => {
+                let auth = self
+                    .auth
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone();
+                HttpConn::new(self.url.clone(), auth, self.timeout)
+            }
+        };
         let r = conn.request(method, path, body, buf);
         if r.is_ok() {
             let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);

@@ -203,6 +203,9 @@ pub struct NodeInfo {
 pub struct CoreRpc {
     pool: HttpPool,
     rest: bool,
+    auth: RpcAuth,
+    /// The Authorization header in use.
+    current: std::sync::Mutex<String>,
 }
 
 impl std::fmt::Debug for CoreRpc {
@@ -213,6 +216,21 @@ impl std::fmt::Debug for CoreRpc {
             .field("rest", &self.rest)
             .finish()
     }
+}
+
+fn auth_header(auth: &RpcAuth) -> Result<String, RpcError> {
+    let userpass = match auth {
+        RpcAuth::Cookie(path) => read_secret("cookie file", path)?.trim().to_string(),
+        RpcAuth::UserPasswordFile {
+            user,
+            password_file,
+        } => {
+            let pw = read_secret("password file", password_file)?;
+            let pw = pw.lines().next().unwrap_or("").trim_end_matches('\r');
+            format!("{user}:{pw}")
+        }
+    };
+    Ok(format!("Basic {}", base64(userpass.as_bytes())))
 }
 
 fn read_secret(what: &'static str, path: &Path) -> Result<String, RpcError> {
@@ -227,22 +245,33 @@ impl CoreRpc {
     /// A client for `url` (`http://host:port`); with `rest`, blocks come from REST.
     pub fn new(url: &str, auth: &RpcAuth, rest: bool) -> Result<Self, RpcError> {
         let url = HttpUrl::parse(url)?;
-        let userpass = match auth {
-            RpcAuth::Cookie(path) => read_secret("cookie file", path)?.trim().to_string(),
-            RpcAuth::UserPasswordFile {
-                user,
-                password_file,
-            } => {
-                let pw = read_secret("password file", password_file)?;
-                let pw = pw.lines().next().unwrap_or("").trim_end_matches('\r');
-                format!("{user}:{pw}")
-            }
-        };
-        let header = format!("Basic {}", base64(userpass.as_bytes()));
+        let header = auth_header(auth)?;
         Ok(Self {
-            pool: HttpPool::new(url, Some(header), Duration::from_secs(120)),
+            pool: HttpPool::new(url, Some(header.clone()), Duration::from_secs(120)),
             rest,
+            auth: auth.clone(),
+            current: std::sync::Mutex::new(header),
         })
+    }
+
+    /// After a 401 with cookie auth: the node may have restarted and written a new cookie.
+    /// Re-reads it; true if it changed (worth one more try).
+    fn refresh_cookie(&self) -> bool {
+        if !matches!(self.auth, RpcAuth::Cookie(_)) {
+            return false;
+        }
+        let mut current = self
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match auth_header(&self.auth) {
+            Ok(h) if h != *current => {
+                self.pool.set_auth(Some(h.clone()));
+                *current = h;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The node's URL.
@@ -261,9 +290,14 @@ impl CoreRpc {
             what: what.to_string(),
             reason: e.to_string(),
         })?;
-        let r = self
-            .pool
-            .request("POST", "/", Some(("application/json", &bytes)), Vec::new())?;
+        let mut r =
+            self.pool
+                .request("POST", "/", Some(("application/json", &bytes)), Vec::new())?;
+        if r.status == 401 && self.refresh_cookie() {
+            r = self
+                .pool
+                .request("POST", "/", Some(("application/json", &bytes)), Vec::new())?;
+        }
         if r.status == 401 || r.status == 403 {
             return Err(RpcError::Unauthorized {
                 url: self.url(),
@@ -498,7 +532,10 @@ impl CoreRpc {
     pub fn block(&self, hash: BlockHash, height: u32, buf: Vec<u8>) -> Result<Vec<u8>, RpcError> {
         if self.rest {
             let path = format!("/rest/block/{hash}.bin");
-            let r = self.pool.request("GET", &path, None, buf)?;
+            let mut r = self.pool.request("GET", &path, None, buf)?;
+            if r.status == 401 && self.refresh_cookie() {
+                r = self.pool.request("GET", &path, None, r.body)?;
+            }
             let url = self.pool.url().with_path(&path);
             match r.status {
                 200 => Ok(r.body),

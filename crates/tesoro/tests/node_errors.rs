@@ -174,6 +174,12 @@ fn a_node_stopped_mid_sync_gives_a_clear_error_and_the_next_run_resumes() {
     register(dir, &addr);
     let cookie = node.cookie().display().to_string();
     let source = format!("rpc:{}", node.url());
+    let long_lived = tesoro_chain::rpc::CoreRpc::new(
+        &node.url(),
+        &tesoro_chain::rpc::RpcAuth::Cookie(node.cookie()),
+        false,
+    )
+    .unwrap();
     let mut child = Command::new(BIN)
         .current_dir(dir)
         .env_remove("TESORO_DB")
@@ -206,8 +212,11 @@ fn a_node_stopped_mid_sync_gives_a_clear_error_and_the_next_run_resumes() {
     assert!(!stored.is_empty());
 
     eprintln!("sync as the node stopped: {e}");
+    assert!(!e.contains("EOF while parsing"), "{e}");
     // The node comes back (a new cookie): the next run resumes and ends where a fresh sync does.
     node.restart();
+    // A client made before the restart (as --follow keeps) re-reads the new cookie on 401.
+    assert_eq!(long_lived.info().unwrap().blocks, tip);
     let cookie = node.cookie().display().to_string();
     let s: serde_json::Value = serde_json::from_str(&ok(
         dir,
