@@ -184,20 +184,24 @@ impl Pool {
             }
             return;
         }
-        let k = self.key(&lot);
-        match self.lots.remove(&k) {
-            Some(e) => {
-                let merged = Lot {
-                    sats: e.sats + lot.sats,
-                    cost: e.cost + lot.cost,
-                    market_priced: e.market_priced || lot.market_priced,
-                    ..e
-                };
-                let k = self.key(&merged);
-                self.lots.insert(k, merged);
-            }
-            None => {
-                self.lots.insert(k, lot);
+        // Merge with a piece under the same key until the key is free: a merged piece's key
+        // (HIFO: its unit cost) can equal another piece's, and an insert must never replace.
+        let mut lot = lot;
+        loop {
+            let k = self.key(&lot);
+            match self.lots.remove(&k) {
+                Some(e) => {
+                    lot = Lot {
+                        sats: e.sats + lot.sats,
+                        cost: e.cost + lot.cost,
+                        market_priced: e.market_priced || lot.market_priced,
+                        ..e
+                    };
+                }
+                None => {
+                    self.lots.insert(k, lot);
+                    return;
+                }
             }
         }
     }
@@ -234,8 +238,7 @@ impl Pool {
                 let t = lot.split_off(sats);
                 sats = 0;
                 out.push(t);
-                let k = self.key(&lot);
-                self.lots.insert(k, lot);
+                self.push(lot);
             }
         }
         (out, sats)

@@ -418,9 +418,11 @@ pub async fn run(c: ReportCmd, g: &Globals) -> anyhow::Result<()> {
                 Some(d) => d,
                 None => tip_date(&store).await?,
             };
-            let from = opt_date("from", from.as_deref())?.unwrap_or(time::Date::MIN);
             let scope = scope(&store, common.entity.as_deref()).await?;
             let ledger = load_ledger(&store, common.tolerance.tolerance()).await?;
+            // Default start: the first movement's day (the stock before it is zero).
+            let first = ledger.movements().first().map_or(to, |c| c.movement.date());
+            let from = opt_date("from", from.as_deref())?.unwrap_or(first.min(to));
             let r = accumulation(ledger.movements(), &scope, from, to);
             let format = common.format();
             if format == Format::Json {
