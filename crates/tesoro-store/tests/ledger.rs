@@ -221,11 +221,14 @@ async fn imports_are_idempotent_and_overrides_keep_their_history() {
             txid: None,
         };
         assert_eq!(
-            s.import_records(&[rec.clone()], "t").await.unwrap().written,
+            s.import_records(std::slice::from_ref(&rec), "t")
+                .await
+                .unwrap()
+                .written,
             1
         );
         assert_eq!(
-            s.import_records(&[rec.clone()], "t")
+            s.import_records(std::slice::from_ref(&rec), "t")
                 .await
                 .unwrap()
                 .unchanged,

@@ -592,13 +592,27 @@ fn a_reorg_and_resync_give_the_same_ledger() {
     let w1 = tempfile::tempdir().unwrap();
     let fresh = w1.path();
     register(fresh, &f.expected);
-    ok(fresh, &["sync", "--source", &format!("core-dir:{}", f.blocks.display())]);
+    ok(
+        fresh,
+        &[
+            "sync",
+            "--source",
+            &format!("core-dir:{}", f.blocks.display()),
+        ],
+    );
     load_books(fresh);
 
     let w2 = tempfile::tempdir().unwrap();
     let reorged = w2.path();
     register(reorged, &p.expected);
-    ok(reorged, &["sync", "--source", &format!("core-dir:{}", p.blocks.display())]);
+    ok(
+        reorged,
+        &[
+            "sync",
+            "--source",
+            &format!("core-dir:{}", p.blocks.display()),
+        ],
+    );
     load_books(reorged);
     let before = movements(reorged);
     assert!(before.iter().any(|m| m["acquired_sats"] == 70_000_000u64));
@@ -606,9 +620,24 @@ fn a_reorg_and_resync_give_the_same_ledger() {
         .as_str()
         .unwrap()
         .to_string();
-    let args = ["movements", "classify", &purchase, "--as", "seizure", "--reason", "court order 5"];
+    let args = [
+        "movements",
+        "classify",
+        &purchase,
+        "--as",
+        "seizure",
+        "--reason",
+        "court order 5",
+    ];
     ok(reorged, &args);
-    ok(reorged, &["sync", "--source", &format!("core-dir:{}", f.blocks.display())]);
+    ok(
+        reorged,
+        &[
+            "sync",
+            "--source",
+            &format!("core-dir:{}", f.blocks.display()),
+        ],
+    );
     ok(fresh, &args);
 
     let after = movements(reorged);
@@ -619,7 +648,15 @@ fn a_reorg_and_resync_give_the_same_ledger() {
     for r in [
         vec!["report", "accumulation", "--json"],
         vec!["report", "pnl", "--method", "all", "--json"],
-        vec!["report", "holdings", "--at", "2025-02-10", "--currency", "USD,PKR", "--json"],
+        vec![
+            "report",
+            "holdings",
+            "--at",
+            "2025-02-10",
+            "--currency",
+            "USD,PKR",
+            "--json",
+        ],
         vec!["records", "list", "--json"],
     ] {
         assert_eq!(json(reorged, &r), json(fresh, &r), "{r:?}");
