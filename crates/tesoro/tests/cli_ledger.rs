@@ -385,6 +385,23 @@ fn ledger_end_to_end() {
     let unmatched = unmatched.as_array().unwrap();
     assert_eq!(unmatched.len(), 1);
     assert_eq!(unmatched[0]["reference"], "order-x");
+    // A rules file naming the donor's address (recovered from its input) classifies it.
+    let donor = don[0]["counterparties"][0].as_str().unwrap().to_string();
+    std::fs::write(
+        dir.join("rules.toml"),
+        format!(
+            "[[counterparty]]\nname = \"Donor\"\naddresses = [\"{donor}\"]\nincoming = \"donation\"\n"
+        ),
+    )
+    .unwrap();
+    ok(dir, &["movements", "rules", "rules.toml"]);
+    let ms = movements(dir);
+    let by_rule = find(&ms, "ONBTC", "donation");
+    assert_eq!(by_rule.len(), 1, "{ms:#?}");
+    assert_eq!(by_rule[0]["source"], "rule");
+    assert_eq!(by_rule[0]["note"], "Donor");
+    // A record outranks a rule: the purchases stay purchases though the faucet pays them too.
+    assert_eq!(find(&ms, "ONBTC", "purchase").len(), 2);
     // A manual classification must keep the class, and needs a reason.
     let e = fails(
         dir,
