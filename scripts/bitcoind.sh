@@ -17,6 +17,13 @@ fi
 
 KERNEL_VERSION=0.4.1
 cache="${TESORO_CACHE:-$HOME/.cache/tesoro}/bitcoind-kernel-sys-$KERNEL_VERSION"
+# One build at a time: test binaries started together (cargo nextest) without $BITCOIND all
+# call this script; the first builds, the others wait here and then find the cached one.
+mkdir -p "$(dirname "$cache")"
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$cache.lock"
+  flock 9
+fi
 if [ -x "$cache/bin/bitcoind" ] && [ -x "$cache/bin/bitcoin-cli" ]; then
   echo "$cache/bin/bitcoind"
   exit 0
