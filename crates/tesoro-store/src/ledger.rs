@@ -212,6 +212,26 @@ impl Store {
         }
         let movements = self.derive_ledger_movements().await?;
         let mut tx = self.pool.begin().await?;
+        // Two commands refreshing at once: on PostgreSQL the second waits here, then sees the
+        // first's fingerprint and leaves the rows alone (without the lock its DELETE would
+        // miss the first's new rows and its INSERT would collide). SQLite serializes writers.
+        if self.backend == crate::Backend::Postgres {
+            sqlx::query("LOCK TABLE ledger_state IN EXCLUSIVE MODE")
+                .execute(&mut *tx)
+                .await?;
+            let now = sqlx::query("SELECT value FROM ledger_state WHERE key = 'derived_from'")
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.try_get::<String, _>("value"))
+                .transpose()?;
+            if now.as_deref() == Some(fp.as_str()) {
+                tx.rollback().await?;
+                return Ok(RefreshOutcome {
+                    rebuilt: false,
+                    movements: movements.len() as u64,
+                });
+            }
+        }
         sqlx::query("DELETE FROM ledger_movements")
             .execute(&mut *tx)
             .await?;

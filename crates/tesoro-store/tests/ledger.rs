@@ -252,3 +252,28 @@ async fn imports_are_idempotent_and_overrides_keep_their_history() {
         s.close().await;
     }
 }
+
+/// Several commands refreshing the ledger at once (each opens its own store) end with the
+/// same rows as one refresh, and none fails.
+#[tokio::test]
+async fn concurrent_refreshes_agree() {
+    for db in common::both().await {
+        let s = registry(&db.url).await;
+        s.apply_blocks(&blocks()).await.unwrap();
+        let mut handles = Vec::new();
+        for _ in 0..4 {
+            let url = db.url.clone();
+            handles.push(tokio::spawn(async move {
+                let s = Store::open(&url).await.unwrap();
+                let r = s.ledger_refresh().await;
+                s.close().await;
+                r.map(|o| o.movements)
+            }));
+        }
+        for h in handles {
+            assert_eq!(h.await.unwrap().unwrap(), 3, "{}", db.backend);
+        }
+        assert_eq!(s.ledger_movements().await.unwrap().len(), 3);
+        s.close().await;
+    }
+}
