@@ -531,3 +531,71 @@ fn files_bytes(dir: &Path) -> Vec<u8> {
     }
     all
 }
+
+/// A script watched by two wallets would be counted twice: the second wallet is refused,
+/// whichever kind comes first.
+#[test]
+fn a_script_belongs_to_one_wallet() {
+    let env = Env::sqlite();
+    env.ok(&["init", "--network", "mainnet"]);
+    env.ok(&["entity", "add", "El Salvador", "--code", "SV"]);
+    let desc = format!("wpkh([73c5da0a/84h/0h/0h]{XPUB84}/<0;1>/*)");
+    env.ok(&[
+        "wallet",
+        "add",
+        "--entity",
+        "SV",
+        "--name",
+        "cold",
+        "--descriptor",
+        &desc,
+    ]);
+    // BIP-84's first receive address is child 0 of that descriptor.
+    let err = env.fails(&[
+        "wallet",
+        "add",
+        "--entity",
+        "SV",
+        "--name",
+        "pub",
+        "--addresses",
+        FIRST84,
+    ]);
+    assert!(
+        err.contains("SV/cold") && err.contains("external index 0"),
+        "{err}"
+    );
+    // The other way round: a descriptor deriving an address already published.
+    let env = Env::sqlite();
+    env.ok(&["init", "--network", "mainnet"]);
+    env.ok(&["entity", "add", "El Salvador", "--code", "SV"]);
+    env.ok(&[
+        "wallet",
+        "add",
+        "--entity",
+        "SV",
+        "--name",
+        "pub",
+        "--addresses",
+        FIRST84,
+    ]);
+    let err = env.fails(&[
+        "wallet",
+        "add",
+        "--entity",
+        "SV",
+        "--name",
+        "cold",
+        "--descriptor",
+        &desc,
+    ]);
+    assert!(err.contains("SV/pub") && err.contains(FIRST84), "{err}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&env.ok(&["wallet", "list", "--json"]))
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}

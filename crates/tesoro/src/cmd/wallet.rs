@@ -174,6 +174,7 @@ async fn add(a: AddArgs, g: &Globals) -> anyhow::Result<()> {
     } else {
         bail!("give --descriptor, --addresses or --addresses-file");
     };
+    refuse_overlap(&store, &kind).await?;
     let w = store.add_wallet(&NewWallet { entity, name, kind }).await?;
     let info = match w.kind {
         WalletKind::Descriptor => Some(pair_of(&store, &w)?.info()),
@@ -192,6 +193,84 @@ async fn add(a: AddArgs, g: &Globals) -> anyhow::Result<()> {
             w.full_name(),
             summary(&w, info.as_ref())
         );
+    }
+    Ok(())
+}
+
+/// The scripts a wallet watches when first synced: its bare addresses, or each keychain's
+/// children up to the gap limit.
+fn first_scripts(
+    kind: &NewWalletKind,
+    network: tesoro_core::ChainNetwork,
+) -> anyhow::Result<Vec<(bitcoin::ScriptBuf, String)>> {
+    Ok(match kind {
+        NewWalletKind::Addresses(list) => list
+            .iter()
+            .map(|a| (a.script_pubkey.clone(), format!("address {}", a.address)))
+            .collect(),
+        NewWalletKind::Descriptor {
+            external,
+            internal,
+            gap_limit,
+            ..
+        } => {
+            let pair = DescriptorPair::parse(external, internal.as_deref(), network)?;
+            let n = if pair.is_ranged() { *gap_limit } else { 1 };
+            let mut v = Vec::new();
+            for k in [Keychain::External, Keychain::Internal] {
+                if pair.keychain(k).is_none() {
+                    continue;
+                }
+                for i in 0..n {
+                    v.push((pair.script_at(k, i)?, format!("{} index {i}", k.as_str())));
+                }
+            }
+            v
+        }
+    })
+}
+
+/// A script may belong to one wallet only, or its coins would be counted twice: refuse a
+/// new wallet whose first scripts another wallet already watches.
+async fn refuse_overlap(store: &Store, new: &NewWalletKind) -> anyhow::Result<()> {
+    let network = store.network();
+    let mut theirs: std::collections::HashMap<bitcoin::ScriptBuf, String> = Default::default();
+    for w in store.wallets(None).await? {
+        let scripts = match w.kind {
+            WalletKind::Addresses => {
+                let mut v = Vec::new();
+                for a in store.wallet_addresses(w.id).await? {
+                    let b: Vec<u8> = bitcoin::hex::FromHex::from_hex(&a.script_pubkey_hex)
+                        .map_err(|e| anyhow::anyhow!("stored script of {}: {e}", a.address))?;
+                    v.push((
+                        bitcoin::ScriptBuf::from_bytes(b),
+                        format!("address {}", a.address),
+                    ));
+                }
+                v
+            }
+            WalletKind::Descriptor => first_scripts(
+                &NewWalletKind::Descriptor {
+                    external: w.external_descriptor.clone().unwrap_or_default(),
+                    internal: w.internal_descriptor.clone(),
+                    gap_limit: w.gap_limit.unwrap_or(DEFAULT_GAP_LIMIT),
+                    birth_height: None,
+                },
+                network,
+            )?,
+        };
+        for (s, at) in scripts {
+            theirs.insert(s, format!("wallet {} ({at})", w.full_name()));
+        }
+    }
+    for (s, at) in first_scripts(new, network)? {
+        if let Some(owner) = theirs.get(&s) {
+            let shown =
+                script_address(&s, network.0).map_or_else(|| s.to_hex_string(), |a| a.to_string());
+            bail!(
+                "{shown} ({at} of the new wallet) is already watched by {owner}: a script belongs to one wallet, so its coins are counted once; nothing was stored"
+            );
+        }
     }
     Ok(())
 }
