@@ -1,92 +1,22 @@
 //! `tesoro check` on a synced regtest chain: every broken rule is reported with its evidence
 //! and the command exits non-zero; rules that hold exit zero.
 
+mod office;
+
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::process::{Command, Output};
 
-use tesoro_testchain::{generate, Scenario};
-
-const BIN: &str = env!("CARGO_BIN_EXE_tesoro");
-
-fn tesoro(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .current_dir(dir)
-        .env_remove("TESORO_DB")
-        .env_remove("TESORO_CONFIG")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = tesoro(dir, args);
-    assert!(
-        out.status.success(),
-        "tesoro {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use office::{ok, synced_office, tesoro};
 
 #[test]
 fn broken_rules_are_reported_with_evidence() {
-    let tmp = tempfile::tempdir().unwrap();
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tesoro-testchain/scenarios/reserve.toml");
-    let sc = Scenario::from_toml(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let g = generate(&sc, &tmp.path().join("chain")).unwrap();
-    let dir = tmp.path().join("office");
-    std::fs::create_dir_all(&dir).unwrap();
-    ok(&dir, &["init", "--network", "regtest"]);
-    ok(&dir, &["entity", "add", "El Salvador", "--code", "SV"]);
-    for w in &g.expected.wallets {
-        ok(
-            &dir,
-            &[
-                "wallet",
-                "add",
-                "--entity",
-                "SV",
-                "--name",
-                &w.name,
-                "--descriptor",
-                &w.external,
-                "--change-descriptor",
-                &w.internal,
-            ],
-        );
-    }
-    for a in &g.expected.addresses {
-        ok(
-            &dir,
-            &[
-                "wallet",
-                "add",
-                "--entity",
-                "SV",
-                "--name",
-                &a.name,
-                "--addresses",
-                &a.address,
-            ],
-        );
-    }
-    ok(
-        &dir,
-        &[
-            "sync",
-            "--source",
-            &format!("core-dir:{}", g.blocks_dir.display()),
-        ],
-    );
-
+    let o = synced_office("reserve.toml", "SV");
+    let (dir, g) = (&o.dir, &o);
     std::fs::write(
         dir.join("policies.toml"),
         "[[rule]]\nkind = \"no-sale\"\nentity = \"SV\"\n\n[[rule]]\nkind = \"cap-per-address\"\nentity = \"SV\"\nmax_btc = \"1\"\n\n[[rule]]\nkind = \"exposed-public-key\"\nentity = \"SV\"\n",
     )
     .unwrap();
-    let out = tesoro(&dir, &["check", "--json"]);
+    let out = tesoro(dir, &["check", "--json"]);
     assert!(!out.status.success(), "broken rules must exit non-zero");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["ok"], false);
@@ -131,7 +61,7 @@ fn broken_rules_are_reported_with_evidence() {
         "[[rule]]\nkind = \"cap-per-address\"\nentity = \"SV\"\nmax_btc = \"1000000\"\n",
     )
     .unwrap();
-    let human = ok(&dir, &["check", "--rules", "ok.toml"]);
+    let human = ok(dir, &["check", "--rules", "ok.toml"]);
     assert!(human.contains("no rule is broken"), "{human}");
     // Before the first payment out, no-sale held.
     std::fs::write(
@@ -139,7 +69,7 @@ fn broken_rules_are_reported_with_evidence() {
         "[[rule]]\nkind = \"no-sale\"\nentity = \"SV\"\n",
     )
     .unwrap();
-    ok(&dir, &["check", "--rules", "ns.toml", "--at", "117"]);
+    ok(dir, &["check", "--rules", "ns.toml", "--at", "117"]);
 
     // A bad file names itself and the rule.
     std::fs::write(
@@ -147,7 +77,7 @@ fn broken_rules_are_reported_with_evidence() {
         "[[rule]]\nkind = \"outflow\"\nentity = \"SV\"\nmax_btc = \"x\"\nwindow_days = 7\n",
     )
     .unwrap();
-    let out = tesoro(&dir, &["check", "--rules", "bad.toml"]);
+    let out = tesoro(dir, &["check", "--rules", "bad.toml"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml") && err.contains("rule 1"), "{err}");

@@ -2,122 +2,17 @@
 //! `tesoro key generate`, then verified by re-deriving every balance from the blocks
 //! themselves; any alteration, another signer, or a lie about a balance is caught.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod office;
 
+use std::path::Path;
+
+use office::{fails, ok, synced_office, tesoro, Office};
 use tesoro_core::statement::{SignedStatement, Statement};
-use tesoro_testchain::{generate, Expected, Scenario};
 
-const BIN: &str = env!("CARGO_BIN_EXE_tesoro");
-
-fn tesoro(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .current_dir(dir)
-        .env_remove("TESORO_DB")
-        .env_remove("TESORO_CONFIG")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = tesoro(dir, args);
-    assert!(
-        out.status.success(),
-        "tesoro {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn fails(dir: &Path, args: &[&str]) -> String {
-    let out = tesoro(dir, args);
-    assert!(!out.status.success(), "tesoro {args:?} should fail");
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-struct Setup {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
-    blocks: PathBuf,
-    expected: Expected,
-}
-
-fn setup() -> Setup {
-    let tmp = tempfile::tempdir().unwrap();
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tesoro-testchain/scenarios/reserve.toml");
-    let sc = Scenario::from_toml(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let g = generate(&sc, &tmp.path().join("chain")).unwrap();
-    let dir = tmp.path().join("office");
-    std::fs::create_dir_all(&dir).unwrap();
-    ok(&dir, &["init", "--network", "regtest"]);
-    ok(&dir, &["entity", "add", "El Salvador", "--code", "SV"]);
-    ok(
-        &dir,
-        &[
-            "entity",
-            "add",
-            "Bitcoin Office",
-            "--code",
-            "SV-ONBTC",
-            "--parent",
-            "SV",
-        ],
-    );
-    for w in &g.expected.wallets {
-        ok(
-            &dir,
-            &[
-                "wallet",
-                "add",
-                "--entity",
-                "SV-ONBTC",
-                "--name",
-                &w.name,
-                "--descriptor",
-                &w.external,
-                "--change-descriptor",
-                &w.internal,
-                "--gap-limit",
-                &w.gap_limit.to_string(),
-            ],
-        );
-    }
-    for a in &g.expected.addresses {
-        ok(
-            &dir,
-            &[
-                "wallet",
-                "add",
-                "--entity",
-                "SV",
-                "--name",
-                &a.name,
-                "--addresses",
-                &a.address,
-            ],
-        );
-    }
-    ok(
-        &dir,
-        &[
-            "sync",
-            "--source",
-            &format!("core-dir:{}", g.blocks_dir.display()),
-        ],
-    );
-    ok(&dir, &["key", "generate"]);
-    Setup {
-        blocks: g.blocks_dir.clone(),
-        expected: g.expected,
-        dir,
-        _tmp: tmp,
-    }
+fn setup() -> Office {
+    let o = synced_office("reserve.toml", "SV-ONBTC");
+    ok(&o.dir, &["key", "generate"]);
+    o
 }
 
 fn read(path: &Path) -> SignedStatement {
