@@ -393,50 +393,26 @@ fn private_keys_refused_and_found_nowhere() {
     env.ok(&["entity", "add", "El Salvador", "--code", "SV"]);
     let mut printed = Vec::new();
     for (kind, secret) in secrets() {
+        // `tesoro wallet add --entity SV --name w` followed by `rest`.
+        let add = |rest: Vec<String>| -> Vec<String> {
+            ["wallet", "add", "--entity", "SV", "--name", "w"]
+                .into_iter()
+                .map(String::from)
+                .chain(rest)
+                .collect()
+        };
         let attempts: Vec<Vec<String>> = vec![
-            vec![
-                "wallet",
-                "add",
-                "--entity",
-                "SV",
-                "--name",
-                "w",
-                "--descriptor",
-            ]
-            .into_iter()
-            .map(String::from)
-            .chain([format!("wpkh([d34db33f/84h/0h/0h]{secret}/0/*)")])
-            .collect(),
-            vec![
-                "wallet",
-                "add",
-                "--entity",
-                "SV",
-                "--name",
-                "w",
-                "--descriptor",
-            ]
-            .into_iter()
-            .map(String::from)
-            .chain([
+            add(vec![
+                "--descriptor".into(),
+                format!("wpkh([d34db33f/84h/0h/0h]{secret}/0/*)"),
+            ]),
+            add(vec![
+                "--descriptor".into(),
                 format!("wpkh({XPUB84}/0/*)"),
                 "--change-descriptor".into(),
                 format!("wpkh({secret})"),
-            ])
-            .collect(),
-            vec![
-                "wallet",
-                "add",
-                "--entity",
-                "SV",
-                "--name",
-                "w",
-                "--addresses",
-            ]
-            .into_iter()
-            .map(String::from)
-            .chain([format!("{ES_COLD},{secret}")])
-            .collect(),
+            ]),
+            add(vec!["--addresses".into(), format!("{ES_COLD},{secret}")]),
             // As a stray argument: clap would echo it in its "unexpected argument" error.
             vec!["entity", "list", secret.as_str()]
                 .into_iter()
