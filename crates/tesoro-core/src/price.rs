@@ -198,6 +198,37 @@ pub fn parse_coinmetrics(file: &str, text: &str) -> Result<Vec<PricePoint>, Pric
     Ok(out)
 }
 
+/// The data rows of a `date,value[,…]` CSV: blank lines, `#` comments and a leading `date`
+/// header are skipped; each row comes with its 1-based line number, its fields, its date and
+/// its positive value (named `value_field` in errors).
+fn dated_rows<'a>(
+    file: &'a str,
+    text: &'a str,
+    value_field: &'static str,
+) -> impl Iterator<Item = Result<(usize, Vec<String>, Date, Decimal), PriceError>> + 'a {
+    let mut first = true;
+    text.lines().enumerate().filter_map(move |(i, l)| {
+        if l.trim().is_empty() || l.trim_start().starts_with('#') {
+            return None;
+        }
+        let f = split_csv_line(l);
+        let line = i + 1;
+        let header = first && f.first().is_some_and(|h| h.eq_ignore_ascii_case("date"));
+        first = false;
+        if header {
+            return None;
+        }
+        let row = (|| {
+            let date =
+                parse_date(f.first().map_or("", |s| s)).map_err(|m| bad(file, line, "date", m))?;
+            let value = parse_positive(f.get(1).map_or("", |s| s))
+                .map_err(|m| bad(file, line, value_field, m))?;
+            Ok((line, f, date, value))
+        })();
+        Some(row)
+    })
+}
+
 /// Parses a generic `date,price[,currency]` CSV (header optional). Rows without a currency
 /// column take `default_currency`.
 pub fn parse_generic_prices(
@@ -210,18 +241,8 @@ pub fn parse_generic_prices(
         msg: m,
     })?;
     let mut out = Vec::new();
-    for (i, l) in text.lines().enumerate() {
-        if l.trim().is_empty() || l.trim_start().starts_with('#') {
-            continue;
-        }
-        let f = split_csv_line(l);
-        let line = i + 1;
-        if out.is_empty() && f.first().is_some_and(|h| h.eq_ignore_ascii_case("date")) {
-            continue;
-        }
-        let date = parse_date(&f[0]).map_err(|m| bad(file, line, "date", m))?;
-        let price =
-            parse_positive(f.get(1).map_or("", |s| s)).map_err(|m| bad(file, line, "price", m))?;
+    for row in dated_rows(file, text, "price") {
+        let (line, f, date, price) = row?;
         let currency = match f.get(2).filter(|c| !c.is_empty()) {
             Some(c) => parse_currency(c).map_err(|m| bad(file, line, "currency", m))?,
             None => default_currency.clone(),
@@ -256,18 +277,8 @@ pub fn parse_fx(
                 msg: m,
             })?;
     let mut out = Vec::new();
-    for (i, l) in text.lines().enumerate() {
-        if l.trim().is_empty() || l.trim_start().starts_with('#') {
-            continue;
-        }
-        let f = split_csv_line(l);
-        let line = i + 1;
-        if out.is_empty() && f.first().is_some_and(|h| h.eq_ignore_ascii_case("date")) {
-            continue;
-        }
-        let date = parse_date(&f[0]).map_err(|m| bad(file, line, "date", m))?;
-        let rate =
-            parse_positive(f.get(1).map_or("", |s| s)).map_err(|m| bad(file, line, "rate", m))?;
+    for row in dated_rows(file, text, "rate") {
+        let (line, f, date, rate) = row?;
         let quote = match f.get(2).filter(|c| !c.is_empty()) {
             Some(c) => parse_currency(c).map_err(|m| bad(file, line, "quote", m))?,
             None => quote0.clone().ok_or_else(|| {
