@@ -3,39 +3,20 @@
 //! generator computed on its own, at every checkpoint; a sync killed at any moment resumes
 //! to the same state; a chain replaced by another is undone exactly.
 
+mod office;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
+use office::{balances, ok, state, tesoro, BIN};
 use tesoro_testchain::{generate, Expected, Scenario};
-
-const BIN: &str = env!("CARGO_BIN_EXE_tesoro");
 
 fn scenario(name: &str) -> Scenario {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tesoro-testchain/scenarios")
         .join(name);
     Scenario::from_toml(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn tesoro(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .current_dir(dir)
-        .env_remove("TESORO_DB")
-        .env_remove("TESORO_CONFIG")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = tesoro(dir, args);
-    assert!(
-        out.status.success(),
-        "tesoro {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// A fresh regtest database with the scenario's wallets and addresses under entity SV.
@@ -77,39 +58,6 @@ fn register(dir: &Path, e: &Expected) {
             ],
         );
     }
-}
-
-fn balances(dir: &Path, at: Option<u32>) -> std::collections::BTreeMap<String, u64> {
-    let mut args = vec!["balance", "--by", "wallet", "--json"];
-    let h;
-    if let Some(at) = at {
-        h = at.to_string();
-        args.extend(["--at", &h]);
-    }
-    let v: serde_json::Value = serde_json::from_str(&ok(dir, &args)).unwrap();
-    v["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| {
-            (
-                g["key"]
-                    .as_str()
-                    .unwrap()
-                    .trim_start_matches("SV/")
-                    .to_string(),
-                g["sats"].as_u64().unwrap(),
-            )
-        })
-        .collect()
-}
-
-fn state(dir: &Path) -> (String, String, String) {
-    (
-        ok(dir, &["utxos", "--json"]),
-        ok(dir, &["history", "--json"]),
-        ok(dir, &["balance", "--by", "address", "--json"]),
-    )
 }
 
 struct Chain {

@@ -3,10 +3,9 @@
 //! history without a wallet, and the `tesoro` CLI helpers.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -15,7 +14,11 @@ use bitcoin::secp256k1::Secp256k1;
 use serde_json::{json, Value};
 use tesoro_chain::rpc::{CoreRpc, RpcAuth};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_tesoro");
+#[path = "../office/mod.rs"]
+mod office;
+// Each node test uses a different part of these.
+#[allow(unused_imports)]
+pub use office::{balances, ok, state, tesoro, BIN};
 
 /// The bitcoind to run: $BITCOIND, or what scripts/bitcoind.sh prints (a cached build, or it
 /// builds one from the crates.io package that carries Core's source).
@@ -410,63 +413,8 @@ pub fn vout_of(node: &Node, txid: &str, address: &str) -> (u32, u64) {
 
 // ---- tesoro CLI ----
 
-pub fn tesoro(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .current_dir(dir)
-        .env_remove("TESORO_DB")
-        .env_remove("TESORO_CONFIG")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-pub fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = tesoro(dir, args);
-    assert!(
-        out.status.success(),
-        "tesoro {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 pub fn err(dir: &Path, args: &[&str]) -> String {
     let out = tesoro(dir, args);
     assert!(!out.status.success(), "tesoro {args:?} should fail");
     String::from_utf8_lossy(&out.stderr).to_string()
-}
-
-/// Balance per wallet name at the tip or a height.
-pub fn balances(dir: &Path, at: Option<u32>) -> BTreeMap<String, u64> {
-    let mut args = vec!["balance", "--by", "wallet", "--json"];
-    let h;
-    if let Some(at) = at {
-        h = at.to_string();
-        args.extend(["--at", &h]);
-    }
-    let v: Value = serde_json::from_str(&ok(dir, &args)).unwrap();
-    v["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| {
-            (
-                g["key"]
-                    .as_str()
-                    .unwrap()
-                    .trim_start_matches("SV/")
-                    .to_string(),
-                g["sats"].as_u64().unwrap(),
-            )
-        })
-        .collect()
-}
-
-/// utxos, history and per-address balances: the whole stored state as text.
-pub fn state(dir: &Path) -> (String, String, String) {
-    (
-        ok(dir, &["utxos", "--json"]),
-        ok(dir, &["history", "--json"]),
-        ok(dir, &["balance", "--by", "address", "--json"]),
-    )
 }

@@ -42,6 +42,41 @@ pub fn fails(dir: &Path, args: &[&str]) -> String {
     )
 }
 
+/// Balance per wallet name (without the `SV/` prefix) at the tip or a height.
+pub fn balances(dir: &Path, at: Option<u32>) -> std::collections::BTreeMap<String, u64> {
+    let mut args = vec!["balance", "--by", "wallet", "--json"];
+    let h;
+    if let Some(at) = at {
+        h = at.to_string();
+        args.extend(["--at", &h]);
+    }
+    let v: serde_json::Value = serde_json::from_str(&ok(dir, &args)).unwrap();
+    v["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["key"]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches("SV/")
+                    .to_string(),
+                g["sats"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// utxos, history and per-address balances: the whole stored state as text.
+pub fn state(dir: &Path) -> (String, String, String) {
+    (
+        ok(dir, &["utxos", "--json"]),
+        ok(dir, &["history", "--json"]),
+        ok(dir, &["balance", "--by", "address", "--json"]),
+    )
+}
+
 /// An office folder with a regtest database watching a generated chain, synced.
 pub struct Office {
     _tmp: tempfile::TempDir,
