@@ -7,6 +7,7 @@ use anyhow::{bail, Context};
 use serde::Serialize;
 use tesoro_core::chain::BlockMeta;
 use tesoro_core::entity::tree_order;
+use tesoro_core::statement::roll_up;
 use tesoro_core::wallet::script_address;
 use tesoro_core::EntityCode;
 use tesoro_store::{Store, WalletRow};
@@ -213,34 +214,21 @@ pub async fn balance(a: BalanceArgs, g: &Globals) -> anyhow::Result<()> {
         }
         By::Entity => {
             let entities = store.entities().await?;
-            let mut own: HashMap<String, (u64, u64)> = HashMap::new();
+            let mut own_sats: BTreeMap<String, u64> = BTreeMap::new();
+            let mut own_utxos: BTreeMap<String, u64> = BTreeMap::new();
             for u in &utxos {
                 if let Some(w) = by_id.get(&u.wallet_id) {
-                    let e = own.entry(w.entity.to_string()).or_default();
-                    e.0 += u.value.to_sat();
-                    e.1 += 1;
+                    *own_sats.entry(w.entity.to_string()).or_default() += u.value.to_sat();
+                    *own_utxos.entry(w.entity.to_string()).or_default() += 1;
                 }
             }
-            // Roll each entity's own holdings up to every ancestor.
-            let parent: HashMap<String, Option<String>> = entities
+            // Each entity's own holdings count for every ancestor too.
+            let parent: BTreeMap<String, Option<String>> = entities
                 .iter()
                 .map(|e| (e.code.to_string(), e.parent.as_ref().map(|p| p.to_string())))
                 .collect();
-            let mut rolled: HashMap<String, (u64, u64)> = HashMap::new();
-            for (code, (s, n)) in &own {
-                let mut cur = Some(code.clone());
-                let mut guard = 0;
-                while let Some(c) = cur {
-                    let e = rolled.entry(c.clone()).or_default();
-                    e.0 += s;
-                    e.1 += n;
-                    cur = parent.get(&c).cloned().flatten();
-                    guard += 1;
-                    if guard > 64 {
-                        break;
-                    }
-                }
-            }
+            let rolled_sats = roll_up(&own_sats, &parent);
+            let rolled_utxos = roll_up(&own_utxos, &parent);
             let scope: Option<Vec<EntityCode>> = match &a.entity {
                 Some(c) => Some(store.entity_subtree(&EntityCode::parse(c)?).await?),
                 None => None,
@@ -249,10 +237,9 @@ pub async fn balance(a: BalanceArgs, g: &Globals) -> anyhow::Result<()> {
                 .into_iter()
                 .filter(|r| scope.as_ref().is_none_or(|s| s.contains(&r.entity.code)))
                 .map(|r| {
-                    let (s, n) = rolled
-                        .get(r.entity.code.as_str())
-                        .copied()
-                        .unwrap_or_default();
+                    let code = r.entity.code.as_str();
+                    let s = rolled_sats.get(code).copied().unwrap_or_default();
+                    let n = rolled_utxos.get(code).copied().unwrap_or_default();
                     Group {
                         key: r.entity.code.to_string(),
                         name: Some(r.entity.name.clone()),
