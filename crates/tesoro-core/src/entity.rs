@@ -112,6 +112,29 @@ pub fn tree_order(all: &[Entity]) -> Vec<TreeRow<'_>> {
     out
 }
 
+use std::collections::BTreeMap;
+
+/// Rolls per-entity own holdings up the tree: returns (code → total with descendants).
+pub fn roll_up(
+    own: &BTreeMap<String, u64>,
+    parent_of: &BTreeMap<String, Option<String>>,
+) -> BTreeMap<String, u64> {
+    let mut out: BTreeMap<String, u64> = parent_of.keys().map(|k| (k.clone(), 0)).collect();
+    for (code, sats) in own {
+        let mut cur = Some(code.clone());
+        let mut steps = 0;
+        while let Some(c) = cur {
+            *out.entry(c.clone()).or_default() += sats;
+            cur = parent_of.get(&c).cloned().flatten();
+            steps += 1;
+            if steps > 64 {
+                break;
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,5 +180,20 @@ mod tests {
                 ("SV-ONBTC".into(), 1)
             ]
         );
+    }
+
+    #[test]
+    fn roll_up_sums_agencies_into_the_state() {
+        let own: BTreeMap<String, u64> =
+            [("SV-ONBTC".to_string(), 5), ("SV-BCR".to_string(), 7)].into();
+        let parents: BTreeMap<String, Option<String>> = [
+            ("SV".to_string(), None),
+            ("SV-ONBTC".to_string(), Some("SV".to_string())),
+            ("SV-BCR".to_string(), Some("SV".to_string())),
+        ]
+        .into();
+        let r = roll_up(&own, &parents);
+        assert_eq!(r["SV"], 12);
+        assert_eq!(r["SV-BCR"], 7);
     }
 }

@@ -6,8 +6,6 @@
 //! exactly as it appears in the file, unknown fields included, so nothing can be added to a
 //! statement after signing without breaking the signature.
 
-use std::collections::BTreeMap;
-
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -298,27 +296,6 @@ impl SignedStatement {
     }
 }
 
-/// Rolls per-entity own holdings up the tree: returns (code → total with descendants).
-pub fn roll_up(
-    own: &BTreeMap<String, u64>,
-    parent_of: &BTreeMap<String, Option<String>>,
-) -> BTreeMap<String, u64> {
-    let mut out: BTreeMap<String, u64> = parent_of.keys().map(|k| (k.clone(), 0)).collect();
-    for (code, sats) in own {
-        let mut cur = Some(code.clone());
-        let mut steps = 0;
-        while let Some(c) = cur {
-            *out.entry(c.clone()).or_default() += sats;
-            cur = parent_of.get(&c).cloned().flatten();
-            steps += 1;
-            if steps > 64 {
-                break;
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,20 +396,5 @@ mod tests {
         let mut s = sample();
         s.total_sats = 800;
         assert!(matches!(s.sign(&key(1)), Err(StatementError::Totals(_))));
-    }
-
-    #[test]
-    fn roll_up_sums_agencies_into_the_state() {
-        let own: BTreeMap<String, u64> =
-            [("SV-ONBTC".to_string(), 5), ("SV-BCR".to_string(), 7)].into();
-        let parents: BTreeMap<String, Option<String>> = [
-            ("SV".to_string(), None),
-            ("SV-ONBTC".to_string(), Some("SV".to_string())),
-            ("SV-BCR".to_string(), Some("SV".to_string())),
-        ]
-        .into();
-        let r = roll_up(&own, &parents);
-        assert_eq!(r["SV"], 12);
-        assert_eq!(r["SV-BCR"], 7);
     }
 }

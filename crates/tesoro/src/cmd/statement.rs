@@ -8,9 +8,9 @@ use std::str::FromStr;
 use anyhow::{bail, Context};
 use rust_decimal::Decimal;
 use serde::Serialize;
-use tesoro_core::entity::tree_order;
+use tesoro_core::entity::{roll_up, tree_order};
 use tesoro_core::statement::{
-    roll_up, EntityTotal, PinnedBlock, SignedStatement, Software, Statement, StatementAddress,
+    EntityTotal, PinnedBlock, SignedStatement, Software, Statement, StatementAddress,
     StatementUtxo, Tier, Valuation, FORMAT,
 };
 use tesoro_core::wallet::{parse_address, script_address};
