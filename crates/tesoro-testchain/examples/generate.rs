@@ -38,6 +38,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for a in &e.addresses {
         println!("address {}: {}", a.name, a.address);
     }
+    for p in &e.parties {
+        println!("party {}: {}", p.name, p.address);
+    }
     println!("expected balances: {}", g.expected_path.display());
     Ok(())
 }

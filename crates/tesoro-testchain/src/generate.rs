@@ -36,6 +36,8 @@ enum Owner {
     Wallet { w: usize, keychain: u32, index: u32 },
     /// A bare address.
     Address(usize),
+    /// An outside party (unwatched).
+    Party(usize),
 }
 
 #[derive(Debug, Clone)]
@@ -130,6 +132,9 @@ pub struct Expected {
     pub wallets: Vec<ExpectedWallet>,
     /// Watched bare addresses.
     pub addresses: Vec<ExpectedAddress>,
+    /// Outside parties (unwatched), for counterparty rules.
+    #[serde(default)]
+    pub parties: Vec<ExpectedAddress>,
     /// Expected balances at the chosen heights (and the tip), on the final chain.
     pub checkpoints: Vec<Checkpoint>,
 }
@@ -158,6 +163,7 @@ struct Gen<'s> {
     secp: Secp256k1<All>,
     accounts: Vec<AccountKeys>,
     address_spenders: Vec<Spender>,
+    party_spenders: Vec<Spender>,
     faucet: Spender,
     spenders: HashMap<Owner, Spender>,
     bg_rng: ChaCha8Rng,
@@ -196,6 +202,7 @@ fn xor_key(sc: &Scenario) -> Result<[u8; 8]> {
 /// Generate the chain of `scenario` into `out_dir` (`blocks/` and `expected.json`).
 pub fn generate(scenario: &Scenario, out_dir: &Path) -> Result<Generated> {
     scenario.validate()?;
+    let scenario = &scenario.resolved()?;
     let secp = Secp256k1::new();
     let accounts = scenario
         .wallets
@@ -217,6 +224,14 @@ pub fn generate(scenario: &Scenario, out_dir: &Path) -> Result<Generated> {
             Ok(Spender::new(&secp, a.kind, secrets))
         })
         .collect::<Result<Vec<_>>>()?;
+    let party_spenders = scenario
+        .parties
+        .iter()
+        .map(|p| {
+            let sk = secret_for(scenario.seed, &format!("party/{}", p.name))?;
+            Ok(Spender::new(&secp, Kind::Wpkh, vec![sk]))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let faucet = Spender::new(
         &secp,
         Kind::Wpkh,
@@ -227,6 +242,7 @@ pub fn generate(scenario: &Scenario, out_dir: &Path) -> Result<Generated> {
         secp,
         accounts,
         address_spenders,
+        party_spenders,
         faucet,
         spenders: HashMap::new(),
         bg_rng: ChaCha8Rng::seed_from_u64(scenario.seed.wrapping_add(0xb6)),
@@ -239,7 +255,7 @@ pub fn generate(scenario: &Scenario, out_dir: &Path) -> Result<Generated> {
 impl Gen<'_> {
     fn name_of(&self, owner: Owner) -> Option<&str> {
         match owner {
-            Owner::Faucet => None,
+            Owner::Faucet | Owner::Party(_) => None,
             Owner::Wallet { w, .. } => Some(&self.sc.wallets[w].name),
             Owner::Address(a) => Some(&self.sc.addresses[a].name),
         }
@@ -260,11 +276,25 @@ impl Gen<'_> {
         })
     }
 
+    /// Resolve an outside party's name.
+    fn party(&self, name: &str, event: usize, height: u32) -> Result<usize> {
+        self.sc
+            .parties
+            .iter()
+            .position(|p| p.name == name)
+            .ok_or_else(|| GenError::Event {
+                event,
+                height,
+                reason: format!("no party named {name:?}"),
+            })
+    }
+
     fn spender(&mut self, owner: Owner) -> Result<&Spender> {
         if !self.spenders.contains_key(&owner) {
             let s = match owner {
                 Owner::Faucet => self.faucet.clone(),
                 Owner::Address(a) => self.address_spenders[a].clone(),
+                Owner::Party(p) => self.party_spenders[p].clone(),
                 Owner::Wallet { w, keychain, index } => {
                     self.accounts[w].spender(&self.secp, keychain, index)?
                 }
@@ -455,15 +485,54 @@ impl Gen<'_> {
                 to,
                 amount_sat,
                 index,
+                from,
             } => {
                 let t = self.target(to, ev_i, height)?;
                 if index.is_some() && matches!(t, Target::Address(_)) {
                     return Err(err("index only applies to wallets".into()));
                 }
-                let inputs = Self::select(st, &|o| o == Owner::Faucet, height, *amount_sat, 1)
+                let payer = match from {
+                    Some(name) => Some(self.party(name, ev_i, height)?),
+                    None => None,
+                };
+                // A party is funded by the faucet with exactly the payment and its fee, in
+                // the same block; its payment then spends that one coin, without change.
+                let fund = match payer {
+                    Some(_) => *amount_sat + Self::fee(1, 1),
+                    None => *amount_sat,
+                };
+                let inputs = Self::select(st, &|o| o == Owner::Faucet, height, fund, 1)
                     .ok_or_else(|| {
                         err("the faucet has too few mature coins (raise premine)".into())
                     })?;
+                if let Some(p) = payer {
+                    let script = self.party_spenders[p].script_pubkey.clone();
+                    let change = Some((Owner::Faucet, self.faucet.script_pubkey.clone()));
+                    self.spend(
+                        st,
+                        asm,
+                        inputs,
+                        vec![(Owner::Party(p), script, fund)],
+                        change,
+                        vec![],
+                    )
+                    .map_err(|e| err(e.to_string()))?;
+                    let coin = Self::spendable(st, &|o| o == Owner::Party(p), height)
+                        .into_iter()
+                        .find(|(_, c)| c.value == fund)
+                        .ok_or_else(|| err("party coin".into()))?;
+                    let (owner, script) = self.receive_to(st, t, *index, 0)?;
+                    return self
+                        .spend(
+                            st,
+                            asm,
+                            vec![coin],
+                            vec![(owner, script, *amount_sat)],
+                            None,
+                            vec![],
+                        )
+                        .map_err(|e| err(e.to_string()));
+                }
                 let (owner, script) = self.receive_to(st, t, *index, 0)?;
                 let change = Some((Owner::Faucet, self.faucet.script_pubkey.clone()));
                 self.spend(
@@ -476,12 +545,22 @@ impl Gen<'_> {
                 )
                 .map_err(|e| err(e.to_string()))
             }
-            Action::Send { from, amount_sat } => {
+            Action::Send {
+                from,
+                amount_sat,
+                to,
+            } => {
                 let t = self.target(from, ev_i, height)?;
                 let inputs = Self::select(st, &|o| owns(t, o), height, *amount_sat, 1)
                     .ok_or_else(|| err(format!("{from} cannot pay {amount_sat} sat")))?;
                 let change = self.receive_to(st, t, None, 1)?;
-                let out = self.outside_script()?;
+                let out = match to {
+                    Some(name) => {
+                        let p = self.party(name, ev_i, height)?;
+                        self.party_spenders[p].script_pubkey.clone()
+                    }
+                    None => self.outside_script()?,
+                };
                 self.spend(
                     st,
                     asm,
@@ -769,6 +848,18 @@ impl Gen<'_> {
                     )
                     .map(|x| x.to_string())
                     .unwrap_or_default(),
+                })
+                .collect(),
+            parties: sc
+                .parties
+                .iter()
+                .zip(&self.party_spenders)
+                .map(|(p, s)| ExpectedAddress {
+                    name: p.name.clone(),
+                    kind: Kind::Wpkh,
+                    address: Address::from_script(&s.script_pubkey, Network::Regtest)
+                        .map(|x| x.to_string())
+                        .unwrap_or_default(),
                 })
                 .collect(),
             checkpoints: st.checkpoints.into_values().collect(),

@@ -39,18 +39,31 @@
 //! name = "published"
 //! kind = "sh-multi"
 //!
+//! [[party]]                # an outside party with its own address (an exchange, a pool)
+//! name = "exchange"
+//!
 //! [[event]]                # the faucet (outside world) pays a watched owner
 //! height = 111
 //! kind = "receive"
 //! to = "treasury"
 //! amount_sat = 150000000
 //! index = 30               # optional, wallets only: pay this child index
+//! from = "exchange"        # optional: the party pays (the faucet funds it in the same block)
 //!
 //! [[event]]                # a watched owner pays outside; change to its internal keychain
 //! height = 112
 //! kind = "send"
 //! from = "treasury"
 //! amount_sat = 20000000
+//! to = "exchange"          # optional: pay the party (default: a fresh outside address)
+//!
+//! [[event]]                # by date instead of height: the block of that UTC day; repeats
+//! date = "2022-11-17"      # every `every_days` until `until` (inclusive)
+//! every_days = 1
+//! until = "2022-12-31"
+//! kind = "receive"
+//! to = "treasury"
+//! amount_sat = 100000000
 //!
 //! [[event]]                # between watched owners: sweep (no amount) or move an amount
 //! height = 113
@@ -75,6 +88,9 @@
 //! ```
 //!
 //! Events are listed in height order; several at one height go into that block in order.
+//! Dated events (and `tip_date = "YYYY-MM-DD"`) are placed from `start_time` and
+//! `block_interval` and sorted into height order, keeping the file's order within a block; a
+//! scenario with dates has no reorgs.
 //! Balances in `expected.json` count every unspent output of the owner, immature coinbase
 //! outputs included.
 //!
@@ -100,4 +116,4 @@ pub mod writer;
 pub use error::{GenError, Result};
 pub use generate::{generate, Checkpoint, Expected, ExpectedAddress, ExpectedWallet, Generated};
 pub use keys::Kind;
-pub use scenario::{Action, Background, Event, Layout, Scenario};
+pub use scenario::{Action, Background, Event, Layout, PartySpec, Scenario};
