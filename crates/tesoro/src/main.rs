@@ -37,6 +37,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The demo: two states' reserves on a generated chain, synced, valued, served.
+    Demo(cmd::demo::DemoArgs),
     /// Create a database (SQLite file by default) and tesoro.toml.
     Init(cmd::init::InitArgs),
     /// Entities: a state and its agencies.
@@ -150,6 +152,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
+            Command::Demo(a) => cmd::demo::run(a, &globals).await,
             Command::Init(a) => cmd::init::run(a, &globals).await,
             Command::Entity(c) => cmd::entity::run(c, &globals).await,
             Command::Wallet(c) => cmd::wallet::run(c, &globals).await,

@@ -1,6 +1,7 @@
 //! One module per command group; each parses its arguments and calls the library.
 
 pub mod check;
+pub mod demo;
 pub mod entity;
 pub mod holdings;
 pub mod init;
