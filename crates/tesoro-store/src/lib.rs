@@ -9,8 +9,10 @@
 //! heights) and text, never floats; nothing here knows where blocks come from.
 #![warn(missing_docs)]
 
+pub mod audit;
 mod chain_index;
 mod error;
+pub mod holdings;
 mod ledger;
 mod registry;
 
@@ -20,6 +22,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor, Row};
 use tesoro_core::ChainNetwork;
 
+pub use audit::{audit_append, AuditEntry, AuditReport, AuditRow};
 pub use chain_index::{ApplyOutcome, TxTouch, UtxoRow};
 pub use error::{redact_url, StoreError};
 pub use ledger::{ImportOutcome, RefreshOutcome};

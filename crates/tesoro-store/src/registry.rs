@@ -164,12 +164,23 @@ impl Store {
     /// Adds an entity under an existing parent (or as a root).
     pub async fn add_entity(&self, new: &NewEntity) -> Result<Entity> {
         let mut tx = self.pool.begin().await?;
+        let entity = self.add_entity_in(&mut tx, new).await?;
+        tx.commit().await?;
+        Ok(entity)
+    }
+
+    /// [`Store::add_entity`] inside the caller's transaction (to audit it in the same one).
+    pub async fn add_entity_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        new: &NewEntity,
+    ) -> Result<Entity> {
         let parent_id: Option<i64> = match &new.parent {
             None => None,
             Some(p) => {
                 let row = sqlx::query("SELECT id FROM entities WHERE code = $1")
                     .bind(p.as_str())
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(&mut **tx)
                     .await?;
                 match row {
                     Some(r) => Some(r.try_get("id")?),
@@ -188,7 +199,7 @@ impl Store {
         .bind(new.name.as_str())
         .bind(parent_id)
         .bind(now_rfc3339())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await;
         let id: i64 = match inserted {
             Ok(row) => row.try_get("id")?,
@@ -200,7 +211,6 @@ impl Store {
             }
             Err(e) => return Err(e.into()),
         };
-        tx.commit().await?;
         Ok(Entity {
             id,
             code: new.code.clone(),
@@ -259,9 +269,21 @@ impl Store {
     /// Adds a wallet and everything it watches, in one transaction.
     pub async fn add_wallet(&self, new: &NewWallet) -> Result<WalletRow> {
         let mut tx = self.pool.begin().await?;
+        let wallet_id = self.add_wallet_in(&mut tx, new).await?;
+        tx.commit().await?;
+        self.wallet_by_id(wallet_id).await
+    }
+
+    /// [`Store::add_wallet`] inside the caller's transaction; returns the new wallet's id.
+    /// On error the caller must drop (roll back) the transaction.
+    pub async fn add_wallet_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        new: &NewWallet,
+    ) -> Result<i64> {
         let entity = sqlx::query("SELECT id FROM entities WHERE code = $1")
             .bind(new.entity.as_str())
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
         let entity_id: i64 = match entity {
             Some(r) => r.try_get("id")?,
@@ -299,7 +321,7 @@ impl Store {
         .bind(gap)
         .bind(birth)
         .bind(now_rfc3339())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await;
         let wallet_id: i64 = match inserted {
             Ok(r) => r.try_get("id")?,
@@ -321,14 +343,14 @@ impl Store {
                 .bind(position as i64)
                 .bind(a.address.as_str())
                 .bind(a.script_pubkey.as_bytes())
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await;
                 match res {
                     Ok(_) => {}
                     Err(e) if is_unique_violation(&e) => {
-                        // Roll back first: PostgreSQL refuses further statements in an
-                        // aborted transaction, and nothing of this wallet may remain.
-                        tx.rollback().await?;
+                        // The transaction is aborted (PostgreSQL refuses further statements
+                        // in it) and the caller drops it, so nothing of this wallet remains;
+                        // the owner is looked up on another connection.
                         let owner = self.owner_of_script(a.script_pubkey.as_bytes()).await?;
                         return Err(StoreError::Duplicate(format!(
                             "address {} is already watched by wallet {}: an address belongs to one wallet, so its coins are counted once",
@@ -340,8 +362,7 @@ impl Store {
                 }
             }
         }
-        tx.commit().await?;
-        self.wallet_by_id(wallet_id).await
+        Ok(wallet_id)
     }
 
     async fn owner_of_script(&self, script: &[u8]) -> Result<Option<String>> {

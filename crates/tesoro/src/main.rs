@@ -79,6 +79,17 @@ enum Command {
     /// Reports: holdings valued, gains per cost-basis method, the accumulation test.
     #[command(subcommand)]
     Report(cmd::report::ReportCmd),
+    /// Serve the JSON API and the portal (optionally following a chain source).
+    Serve(cmd::serve::ServeArgs),
+    /// The server's users and their grants.
+    #[command(subcommand)]
+    User(cmd::user::UserCmd),
+    /// API tokens for scripts.
+    #[command(subcommand)]
+    Token(cmd::user::TokenCmd),
+    /// The audit log: verify its hash chain, list changes.
+    #[command(subcommand)]
+    Audit(cmd::audit::AuditCmd),
 }
 
 /// Global options every command may need.
@@ -169,6 +180,10 @@ fn main() -> ExitCode {
             Command::Records(c) => cmd::records::run(c, &globals).await,
             Command::Movements(a) => cmd::movements::run(a, &globals).await,
             Command::Report(c) => cmd::report::run(c, &globals).await,
+            Command::Serve(a) => cmd::serve::run(a, &globals).await,
+            Command::User(c) => cmd::user::run(c, &globals).await,
+            Command::Token(c) => cmd::user::run_token(c, &globals).await,
+            Command::Audit(c) => cmd::audit::run(c, &globals).await,
         }
     });
     match result {

@@ -1,5 +1,6 @@
 //! One module per command group; each parses its arguments and calls the library.
 
+pub mod audit;
 pub mod check;
 pub mod demo;
 pub mod entity;
@@ -11,6 +12,8 @@ pub mod plan;
 pub mod prices;
 pub mod records;
 pub mod report;
+pub mod serve;
 pub mod statement;
 pub mod sync;
+pub mod user;
 pub mod wallet;

@@ -1,0 +1,207 @@
+//! Entities and wallets: list (within the caller's grant) and add (audited).
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tesoro_core::entity::{check_name, tree_order};
+use tesoro_core::secret::refuse_secret;
+use tesoro_core::wallet::{check_gap_limit, parse_address_list, DescriptorPair};
+use tesoro_core::EntityCode;
+use tesoro_store::{audit_append, AuditEntry, NewEntity, NewWallet, NewWalletKind, WalletRow};
+
+use super::page::{Page, PageQuery};
+use crate::auth::{Action, Identity};
+use crate::error::{ApiError, ApiResult};
+use crate::AppState;
+
+/// Gap limit when a descriptor wallet is added without one (as the CLI).
+pub const DEFAULT_GAP_LIMIT: u32 = 20;
+
+/// An entity as listed.
+#[derive(Debug, Serialize)]
+pub struct EntityOut {
+    code: String,
+    name: String,
+    parent: Option<String>,
+    depth: usize,
+}
+
+pub(crate) async fn list_entities(
+    State(state): State<AppState>,
+    identity: Identity,
+) -> ApiResult<Json<Vec<EntityOut>>> {
+    let all = state.store.entities().await?;
+    Ok(Json(
+        tree_order(&all)
+            .into_iter()
+            .filter(|r| identity.covers(&r.entity.code))
+            .map(|r| EntityOut {
+                code: r.entity.code.to_string(),
+                name: r.entity.name.clone(),
+                parent: r.entity.parent.as_ref().map(|p| p.to_string()),
+                depth: r.depth,
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct NewEntityBody {
+    code: String,
+    name: String,
+    parent: Option<String>,
+}
+
+pub(crate) async fn add_entity(
+    State(state): State<AppState>,
+    identity: Identity,
+    Json(body): Json<NewEntityBody>,
+) -> ApiResult<(StatusCode, Json<tesoro_core::Entity>)> {
+    let bad = |e: tesoro_core::entity::EntityError| ApiError::unprocessable(e.to_string());
+    let new = NewEntity {
+        code: EntityCode::parse(&body.code).map_err(bad)?,
+        name: check_name(&body.name).map_err(bad)?,
+        parent: body
+            .parent
+            .as_deref()
+            .map(EntityCode::parse)
+            .transpose()
+            .map_err(bad)?,
+    };
+    // A new root needs a grant over everything; an agency needs one over its parent.
+    identity.require(Action::EditRegistry, new.parent.as_ref())?;
+    let store = &state.store;
+    let mut tx = store.begin_write().await?;
+    let entity = store.add_entity_in(&mut tx, &new).await?;
+    let after = serde_json::to_value(&entity).map_err(ApiError::internal)?;
+    audit_append(
+        &mut tx,
+        store.backend(),
+        &AuditEntry {
+            actor: &identity.actor(),
+            action: "entity.add",
+            subject: &format!("entity:{}", entity.code),
+            before: None,
+            after: Some(&after),
+        },
+    )
+    .await?;
+    tx.commit().await.map_err(ApiError::internal)?;
+    state.public.invalidate_now(store).await;
+    Ok((StatusCode::CREATED, Json(entity)))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct WalletQuery {
+    entity: Option<String>,
+    #[serde(flatten)]
+    page: PageQuery,
+}
+
+pub(crate) async fn list_wallets(
+    State(state): State<AppState>,
+    identity: Identity,
+    Query(q): Query<WalletQuery>,
+) -> ApiResult<Json<Page<WalletRow>>> {
+    let scope = identity.read_scope(q.entity.as_deref())?;
+    let wallets = state.store.wallets(scope.as_ref()).await?;
+    Page::of(wallets, &q.page).map(Json)
+}
+
+/// `POST /api/v1/wallets`: one of `descriptor` or `addresses`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct NewWalletBody {
+    entity: String,
+    name: String,
+    descriptor: Option<String>,
+    change_descriptor: Option<String>,
+    gap_limit: Option<u32>,
+    birth_height: Option<u32>,
+    addresses: Option<Vec<String>>,
+}
+
+pub(crate) async fn add_wallet(
+    State(state): State<AppState>,
+    identity: Identity,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<WalletRow>)> {
+    // Refuse key material before anything parses, logs or echoes the body.
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::bad_request("the body is not UTF-8 JSON"))?;
+    refuse_secret(text, "the request body").map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    let body: NewWalletBody = serde_json::from_str(text)
+        .map_err(|e| ApiError::bad_request(format!("the body is not a wallet: {e}")))?;
+    let entity =
+        EntityCode::parse(&body.entity).map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    identity.require(Action::EditRegistry, Some(&entity))?;
+    let name = body.name.trim().to_string();
+    if name.is_empty() || name.len() > 100 || name.contains('/') {
+        return Err(ApiError::unprocessable(
+            "wallet name must be 1 to 100 characters without '/'",
+        ));
+    }
+    let network = state.store.network();
+    let kind = match (&body.descriptor, &body.addresses) {
+        (Some(desc), None) => {
+            let pair = DescriptorPair::parse(desc, body.change_descriptor.as_deref(), network)
+                .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+            let gap = check_gap_limit(body.gap_limit.unwrap_or(DEFAULT_GAP_LIMIT))
+                .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+            NewWalletKind::Descriptor {
+                external: pair.external.to_string(),
+                internal: pair.internal.as_ref().map(|d| d.to_string()),
+                gap_limit: gap,
+                birth_height: body.birth_height,
+            }
+        }
+        (None, Some(list)) => {
+            let items = list
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (format!("addresses[{i}]"), s.as_str()));
+            NewWalletKind::Addresses(
+                parse_address_list(items, network)
+                    .map_err(|e| ApiError::unprocessable(e.to_string()))?,
+            )
+        }
+        _ => {
+            return Err(ApiError::unprocessable(
+                "give exactly one of descriptor or addresses",
+            ))
+        }
+    };
+    let store = &state.store;
+    let new = NewWallet { entity, name, kind };
+    let mut tx = store.begin_write().await?;
+    let id = store.add_wallet_in(&mut tx, &new).await?;
+    let after = json!({
+        "entity": new.entity,
+        "name": new.name,
+        "descriptor": body.descriptor.as_ref().map(|_| match &new.kind {
+            NewWalletKind::Descriptor { external, .. } => external.clone(),
+            NewWalletKind::Addresses(_) => String::new(),
+        }),
+        "addresses": body.addresses,
+    });
+    audit_append(
+        &mut tx,
+        store.backend(),
+        &AuditEntry {
+            actor: &identity.actor(),
+            action: "wallet.add",
+            subject: &format!("wallet:{}/{}", new.entity, new.name),
+            before: None,
+            after: Some(&after),
+        },
+    )
+    .await?;
+    tx.commit().await.map_err(ApiError::internal)?;
+    state.public.invalidate_now(store).await;
+    let w = store
+        .wallet(&format!("{}/{}", new.entity, new.name))
+        .await?;
+    debug_assert_eq!(w.id, id);
+    Ok((StatusCode::CREATED, Json(w)))
+}

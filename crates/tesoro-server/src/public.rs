@@ -1,0 +1,270 @@
+//! The public summary: what the transparency page and `GET /api/v1/public/summary` show,
+//! served from memory.
+//!
+//! Answers are cached as ready JSON bytes per entity, keyed by a *data version*: the chain
+//! tip's hash, the ledger's derivation fingerprint (which changes with wallets and entities)
+//! and the price table's extent. A background task reads the version once a second (three
+//! small indexed queries) and drops the cache when it moved; the sync worker drops it right
+//! after a pass. A request that hits the cache touches no database and no lock writers
+//! contend for, which is what lets one instance serve tens of thousands of these a second.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use serde::Serialize;
+use sqlx::Row;
+use tesoro_core::price::{round_money, value_of};
+use tesoro_core::EntityCode;
+use tesoro_store::holdings::{At, GroupBy};
+use tesoro_store::{Store, StoreError};
+
+use crate::AppState;
+
+/// Summaries cached per entity, valid for one data version.
+#[derive(Debug, Default)]
+pub struct SummaryCache {
+    inner: RwLock<Cached>,
+}
+
+#[derive(Debug, Default)]
+struct Cached {
+    version: String,
+    entries: HashMap<String, Bytes>,
+}
+
+impl SummaryCache {
+    /// The cached JSON for `key` (entity code, or empty for everything).
+    pub fn get(&self, key: &str) -> Option<Bytes> {
+        self.inner.read().ok()?.entries.get(key).cloned()
+    }
+
+    fn put(&self, version: &str, key: String, bytes: Bytes) {
+        if let Ok(mut c) = self.inner.write() {
+            if c.version == version {
+                c.entries.insert(key, bytes);
+            }
+        }
+    }
+
+    /// The version the cache holds answers for.
+    pub fn version(&self) -> String {
+        self.inner
+            .read()
+            .map(|c| c.version.clone())
+            .unwrap_or_default()
+    }
+
+    /// Sets the data version; drops every answer when it changed.
+    pub fn set_version(&self, version: String) {
+        if let Ok(mut c) = self.inner.write() {
+            if c.version != version {
+                c.version = version;
+                c.entries.clear();
+            }
+        }
+    }
+
+    /// Reads the data version now and drops stale answers (after a sync or a change).
+    pub async fn invalidate_now(&self, store: &Store) {
+        match data_version(store).await {
+            Ok(v) => self.set_version(v),
+            Err(e) => tracing::warn!("cannot read the data version: {e}"),
+        }
+    }
+}
+
+/// The data version: tip hash, ledger fingerprint, price extent.
+pub async fn data_version(store: &Store) -> Result<String, StoreError> {
+    let tip = store.chain_tip().await?;
+    let ledger: Option<String> =
+        sqlx::query("SELECT value FROM ledger_state WHERE key = 'derived_from'")
+            .fetch_optional(store.pool())
+            .await?
+            .map(|r| r.try_get("value"))
+            .transpose()?;
+    let prices = sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) AS n, MAX(day) AS last FROM prices")
+        .fetch_one(store.pool())
+        .await?;
+    let n: i64 = prices.try_get("n")?;
+    let last: Option<String> = prices.try_get("last")?;
+    let registry = sqlx::query(
+        "SELECT CAST((SELECT COUNT(*) FROM wallets) AS BIGINT) AS w, \
+         CAST((SELECT COUNT(*) FROM entities) AS BIGINT) AS e",
+    )
+    .fetch_one(store.pool())
+    .await?;
+    let w: i64 = registry.try_get("w")?;
+    let e: i64 = registry.try_get("e")?;
+    Ok(format!(
+        "{}|{}|{n}:{}|{w}:{e}",
+        tip.map(|t| t.hash.to_string()).unwrap_or_default(),
+        ledger.unwrap_or_default(),
+        last.unwrap_or_default()
+    ))
+}
+
+/// Keeps the cache's version current until `stop` turns true.
+pub async fn watch_versions(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        state.public.invalidate_now(&state.store).await;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.changed() => {
+                if *stop.borrow() { break; }
+            }
+        }
+    }
+}
+
+/// One part of the summary: an entity below the one asked for.
+#[derive(Debug, Clone, Serialize)]
+pub struct SummaryPart {
+    /// Entity code.
+    pub entity: String,
+    /// Name.
+    pub name: String,
+    /// Holdings with everything below it, sats.
+    pub sats: u64,
+    /// The same in BTC.
+    pub btc: String,
+}
+
+/// The value of the holdings in one currency.
+#[derive(Debug, Clone, Serialize)]
+pub struct Valuation {
+    /// Currency code.
+    pub currency: String,
+    /// Price of one BTC used.
+    pub price: String,
+    /// Day of that price.
+    pub price_day: String,
+    /// Holdings × price, rounded to cents.
+    pub value: String,
+}
+
+/// What the public summary says.
+#[derive(Debug, Clone, Serialize)]
+pub struct PublicSummary {
+    /// The entity (absent: every entity).
+    pub entity: Option<String>,
+    /// Its name.
+    pub name: Option<String>,
+    /// Tip height the figures are at.
+    pub height: u32,
+    /// Tip hash.
+    pub hash: String,
+    /// Tip date.
+    pub date: String,
+    /// Total sats.
+    pub total_sats: u64,
+    /// Total BTC.
+    pub total_btc: String,
+    /// Unspent outputs.
+    pub utxos: u64,
+    /// Addresses holding coins.
+    pub addresses: u64,
+    /// Value in USD (and other stored currencies), at the last price on or before the tip's day.
+    pub valuations: Vec<Valuation>,
+    /// Direct children with their totals.
+    pub parts: Vec<SummaryPart>,
+}
+
+/// Computes the public summary of `entity` (or of everything) at the tip.
+pub async fn compute(
+    store: &Store,
+    entity: Option<&EntityCode>,
+) -> Result<PublicSummary, StoreError> {
+    let block = store.resolve_at(At::Tip).await?;
+    let by_entity = store.holdings(entity, &block, GroupBy::Entity).await?;
+    let by_address = store.holdings(entity, &block, GroupBy::Address).await?;
+    let entities = store.entities().await?;
+    let (name, parts) = match entity {
+        Some(code) => {
+            let name = entities
+                .iter()
+                .find(|e| &e.code == code)
+                .map(|e| e.name.clone());
+            let children: Vec<&tesoro_core::Entity> = entities
+                .iter()
+                .filter(|e| e.parent.as_ref() == Some(code))
+                .collect();
+            let parts = children
+                .iter()
+                .map(|c| {
+                    let g = by_entity.groups.iter().find(|g| g.key == c.code.as_str());
+                    let sats = g.map_or(0, |g| g.sats);
+                    SummaryPart {
+                        entity: c.code.to_string(),
+                        name: c.name.clone(),
+                        sats,
+                        btc: tesoro_store::holdings::btc(sats),
+                    }
+                })
+                .collect();
+            (name, parts)
+        }
+        None => (
+            None,
+            by_entity
+                .groups
+                .iter()
+                .filter(|g| g.depth == Some(0))
+                .map(|g| SummaryPart {
+                    entity: g.key.clone(),
+                    name: g.name.clone().unwrap_or_default(),
+                    sats: g.sats,
+                    btc: g.btc.clone(),
+                })
+                .collect(),
+        ),
+    };
+    let mut book = store.price_book().await?;
+    // The public page shows the last known price rather than nothing on a day without one.
+    book.allow_last_known = true;
+    let day = tesoro_core::movement::date_of_unix(i64::from(block.time));
+    let valuations = book
+        .currencies()
+        .into_iter()
+        .filter_map(|cur| {
+            let q = book.btc_price(day, &cur).ok()?;
+            Some(Valuation {
+                value: round_money(value_of(by_entity.total_sats, q.value)).to_string(),
+                price: q.value.to_string(),
+                price_day: tesoro_core::price::fmt_date(q.from),
+                currency: cur,
+            })
+        })
+        .collect::<Vec<_>>();
+    Ok(PublicSummary {
+        entity: entity.map(|e| e.to_string()),
+        name,
+        height: block.height,
+        hash: block.hash.to_string(),
+        date: by_entity.date.clone(),
+        total_sats: by_entity.total_sats,
+        total_btc: by_entity.total_btc.clone(),
+        utxos: by_entity.utxo_count,
+        addresses: by_address.groups.len() as u64,
+        valuations,
+        parts,
+    })
+}
+
+/// The summary of `entity` as JSON bytes, from the cache or freshly computed (and cached).
+pub async fn summary_json(
+    state: &AppState,
+    entity: Option<&EntityCode>,
+) -> Result<Bytes, StoreError> {
+    let key = entity.map(|e| e.to_string()).unwrap_or_default();
+    if let Some(b) = state.public.get(&key) {
+        return Ok(b);
+    }
+    let version = state.public.version();
+    let summary = compute(&state.store, entity).await?;
+    let bytes =
+        Bytes::from(serde_json::to_vec(&summary).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+    state.public.put(&version, key, bytes.clone());
+    Ok(bytes)
+}
