@@ -320,6 +320,31 @@ pub enum Source {
     Manual,
 }
 
+impl Source {
+    /// The name stored and printed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Chain => "chain",
+            Source::Rule => "rule",
+            Source::Record => "record",
+            Source::Manual => "manual",
+        }
+    }
+}
+
+impl std::str::FromStr for Source {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "chain" => Ok(Source::Chain),
+            "rule" => Ok(Source::Rule),
+            "record" => Ok(Source::Record),
+            "manual" => Ok(Source::Manual),
+            other => Err(format!("unknown classification source {other:?}")),
+        }
+    }
+}
+
 /// A movement with its final classification.
 #[derive(Debug, Clone, Serialize)]
 pub struct Classified {

@@ -10,7 +10,7 @@ use serde::Serialize;
 use time::Date;
 
 use crate::classify::{Classified, Record};
-use crate::lots::{Engine, FeeRule, LotEntry, Method, RealizedKind};
+use crate::lots::{Engine, FeeRule, LotEntry, Method, Realized, RealizedKind};
 use crate::movement::{Class, Kind};
 use crate::price::{fmt_date, value_of, PriceBook, PriceError};
 
@@ -93,7 +93,9 @@ pub fn accumulation(
         }
         let d = m.date();
         if d > to {
-            break;
+            // Block times are not strictly monotonic: a later block may carry an earlier
+            // day, so filter rather than stop (the SQL reports filter the same way).
+            continue;
         }
         if d < from {
             start += m.net();
@@ -158,29 +160,89 @@ pub fn accumulation(
     r
 }
 
-/// Holdings of each entity (sats) at the end of `at`, from movements.
+/// Holdings of each entity (sats) at the end of `at`, from movements: every movement in a
+/// block whose day is `at` or earlier.
 pub fn balances_at(movements: &[Classified], at: Date) -> BTreeMap<i64, i64> {
     let mut b: BTreeMap<i64, i64> = BTreeMap::new();
     for c in movements {
-        if c.movement.date() > at {
-            break;
+        if c.movement.date() <= at {
+            *b.entry(c.movement.entity).or_default() += c.movement.net();
         }
-        *b.entry(c.movement.entity).or_default() += c.movement.net();
     }
     b
 }
 
-/// Fiat amount of a record in `currency`, converted at the record's date.
-fn record_fiat(
-    r: &Record,
-    currency: &str,
+/// What a matched record says a movement cost or fetched: its day, fiat amount and currency.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordFiat<'a> {
+    /// The record's day (FX is taken at it).
+    pub date: Date,
+    /// Fiat amount.
+    pub fiat: Decimal,
+    /// Its currency.
+    pub currency: &'a str,
+}
+
+impl<'a> RecordFiat<'a> {
+    /// The fiat part of a record, if it has one.
+    pub fn of(r: &'a Record) -> Option<RecordFiat<'a>> {
+        Some(RecordFiat {
+            date: r.date,
+            fiat: r.fiat?,
+            currency: r.currency.as_deref()?,
+        })
+    }
+
+    /// The amount in `currency`, converted at the record's date.
+    pub fn in_currency(&self, currency: &str, prices: &PriceBook) -> Result<Decimal, PriceError> {
+        Ok(self.fiat * prices.fx(self.date, self.currency, currency)?.value)
+    }
+}
+
+/// Cost and proceeds of one movement in `currency`: a matched record's fiat amount when the
+/// movement's kind is of the record's side (acquisition cost, disposal proceeds), else the
+/// day's market value (an acquisition so costed is flagged `market_priced`).
+#[allow(clippy::too_many_arguments)]
+pub fn lot_entry(
+    m: &crate::movement::Movement,
+    kind: Kind,
+    record: Option<RecordFiat<'_>>,
     prices: &PriceBook,
-) -> Result<Option<Decimal>, PriceError> {
-    let (Some(f), Some(c)) = (r.fiat, r.currency.as_deref()) else {
-        return Ok(None);
-    };
-    let fx = prices.fx(r.date, c, currency)?;
-    Ok(Some(f * fx.value))
+    currency: &str,
+) -> Result<LotEntry, PriceError> {
+    let date = m.date();
+    let mut cost = Decimal::ZERO;
+    let mut proceeds = Decimal::ZERO;
+    let mut market = false;
+    if m.acquired > 0 {
+        match record {
+            Some(r) if kind.class() == Class::Acquisition => {
+                cost = r.in_currency(currency, prices)?
+            }
+            _ => {
+                cost = value_of(m.acquired, prices.btc_price(date, currency)?.value);
+                market = true;
+            }
+        }
+    }
+    if m.disposed > 0 {
+        proceeds = match record {
+            Some(r) if kind.class() == Class::Disposal => r.in_currency(currency, prices)?,
+            _ => value_of(m.disposed, prices.btc_price(date, currency)?.value),
+        };
+    }
+    Ok(LotEntry {
+        txid: m.txid,
+        entity: m.entity,
+        date,
+        acquired: m.acquired,
+        cost,
+        market_priced: market,
+        disposed: m.disposed,
+        proceeds,
+        fee: m.fee,
+        internal_net: m.internal_net(),
+    })
 }
 
 /// Feeds classified movements (chain order) up to the end of `to` into a lot engine, with
@@ -200,57 +262,22 @@ pub fn run_lots(
     let mut i = 0;
     while i < movements.len() {
         let first = &movements[i].movement;
-        if first.date() > to {
-            break;
-        }
         let mut j = i;
         group.clear();
         while j < movements.len() && movements[j].movement.txid == first.txid {
             let c = &movements[j];
-            let m = &c.movement;
-            let date = m.date();
-            let rec = c.record.and_then(|ri| records.get(ri));
-            let mut cost = Decimal::ZERO;
-            let mut proceeds = Decimal::ZERO;
-            let mut market = false;
-            if m.acquired > 0 {
-                match rec
-                    .map(|r| record_fiat(r, currency, prices))
-                    .transpose()?
-                    .flatten()
-                {
-                    Some(f) if c.kind.class() == Class::Acquisition => cost = f,
-                    _ => {
-                        cost = value_of(m.acquired, prices.btc_price(date, currency)?.value);
-                        market = true;
-                    }
-                }
+            if c.movement.date() <= to {
+                let rec = c
+                    .record
+                    .and_then(|ri| records.get(ri))
+                    .and_then(RecordFiat::of);
+                group.push(lot_entry(&c.movement, c.kind, rec, prices, currency)?);
             }
-            if m.disposed > 0 {
-                match rec
-                    .map(|r| record_fiat(r, currency, prices))
-                    .transpose()?
-                    .flatten()
-                {
-                    Some(f) if c.kind.class() == Class::Disposal => proceeds = f,
-                    _ => proceeds = value_of(m.disposed, prices.btc_price(date, currency)?.value),
-                }
-            }
-            group.push(LotEntry {
-                txid: m.txid,
-                entity: m.entity,
-                date,
-                acquired: m.acquired,
-                cost,
-                market_priced: market,
-                disposed: m.disposed,
-                proceeds,
-                fee: m.fee,
-                internal_net: m.internal_net(),
-            });
             j += 1;
         }
-        engine.apply_tx(&group);
+        if !group.is_empty() {
+            engine.apply_tx(&group);
+        }
         i = j;
     }
     Ok(engine)
@@ -308,59 +335,98 @@ pub fn pnl(
     from: Date,
     to: Date,
 ) -> Result<Pnl, PriceError> {
-    let engine = run_lots(movements, records, prices, currency, method, fee_rule, to)?;
-    let mut p = Pnl {
-        method,
-        currency: currency.to_string(),
-        from: fmt_date(from),
-        to: fmt_date(to),
-        proceeds: Decimal::ZERO,
-        cost_disposed: Decimal::ZERO,
-        realized_disposals: Decimal::ZERO,
-        realized_fees: Decimal::ZERO,
-        realized: Decimal::ZERO,
-        holding_sats: 0,
-        holding_cost: Decimal::ZERO,
-        holding_value: Decimal::ZERO,
-        price: Decimal::ZERO,
-        price_stale: false,
-        unrealized: Decimal::ZERO,
-        market_priced_sats: 0,
-        uncovered_sats: engine.uncovered_sats,
-    };
-    for r in &engine.realized {
-        if !scope.contains(&r.entity) || r.date < from || r.date > to {
-            continue;
-        }
-        match r.kind {
-            RealizedKind::Disposal => {
-                p.proceeds += r.proceeds;
-                p.cost_disposed += r.cost;
-                p.realized_disposals += r.gain;
-            }
-            RealizedKind::Fee => p.realized_fees += r.gain,
-        }
+    let mut engine = run_lots(movements, records, prices, currency, method, fee_rule, to)?;
+    let mut fold = PnlFold::new(method, currency, from, to);
+    for r in engine.realized.drain(..) {
+        fold.realized(&r, scope);
     }
-    p.realized = p.realized_disposals + p.realized_fees;
+    fold.finish(engine.uncovered_sats, pool_totals(&engine, scope), prices)
+}
+
+/// Holdings of a scope at the end of a lot run: (sats, cost, sats costed at market).
+pub fn pool_totals(engine: &Engine, scope: &BTreeSet<i64>) -> (u64, Decimal, u64) {
+    let mut t = (0u64, Decimal::ZERO, 0u64);
     for (e, pool) in engine.pools() {
         if !scope.contains(e) {
             continue;
         }
-        p.holding_sats += pool.sats();
-        p.holding_cost += pool.cost();
-        p.market_priced_sats += pool
-            .lots()
-            .iter()
-            .filter(|l| l.market_priced)
-            .map(|l| l.sats)
-            .sum::<u64>();
+        t.0 += pool.sats();
+        t.1 += pool.cost();
+        t.2 += pool.market_priced_sats();
     }
-    if p.holding_sats > 0 {
-        let q = prices.btc_price(to, currency)?;
-        p.price = q.value;
-        p.price_stale = q.stale;
-        p.holding_value = value_of(p.holding_sats, q.value);
+    t
+}
+
+/// Folds realized gains into a [`Pnl`] as a lot engine produces them (so a long history
+/// needs no list of every realization), then values the holdings at the end.
+#[derive(Debug, Clone)]
+pub struct PnlFold {
+    p: Pnl,
+    from: Date,
+    to: Date,
+}
+
+impl PnlFold {
+    /// An empty report for [from, to].
+    pub fn new(method: Method, currency: &str, from: Date, to: Date) -> PnlFold {
+        PnlFold {
+            p: Pnl {
+                method,
+                currency: currency.to_string(),
+                from: fmt_date(from),
+                to: fmt_date(to),
+                proceeds: Decimal::ZERO,
+                cost_disposed: Decimal::ZERO,
+                realized_disposals: Decimal::ZERO,
+                realized_fees: Decimal::ZERO,
+                realized: Decimal::ZERO,
+                holding_sats: 0,
+                holding_cost: Decimal::ZERO,
+                holding_value: Decimal::ZERO,
+                price: Decimal::ZERO,
+                price_stale: false,
+                unrealized: Decimal::ZERO,
+                market_priced_sats: 0,
+                uncovered_sats: 0,
+            },
+            from,
+            to,
+        }
     }
-    p.unrealized = p.holding_value - p.holding_cost;
-    Ok(p)
+
+    /// Counts one realization when it is in scope and in the period.
+    pub fn realized(&mut self, r: &Realized, scope: &BTreeSet<i64>) {
+        if !scope.contains(&r.entity) || r.date < self.from || r.date > self.to {
+            return;
+        }
+        match r.kind {
+            RealizedKind::Disposal => {
+                self.p.proceeds += r.proceeds;
+                self.p.cost_disposed += r.cost;
+                self.p.realized_disposals += r.gain;
+            }
+            RealizedKind::Fee => self.p.realized_fees += r.gain,
+        }
+    }
+
+    /// The report, with holdings `(sats, cost, sats costed at market)` valued at `to`.
+    pub fn finish(
+        self,
+        uncovered_sats: u64,
+        holdings: (u64, Decimal, u64),
+        prices: &PriceBook,
+    ) -> Result<Pnl, PriceError> {
+        let mut p = self.p;
+        p.uncovered_sats = uncovered_sats;
+        p.realized = p.realized_disposals + p.realized_fees;
+        (p.holding_sats, p.holding_cost, p.market_priced_sats) = holdings;
+        if p.holding_sats > 0 {
+            let q = prices.btc_price(self.to, &p.currency)?;
+            p.price = q.value;
+            p.price_stale = q.stale;
+            p.holding_value = value_of(p.holding_sats, q.value);
+        }
+        p.unrealized = p.holding_value - p.holding_cost;
+        Ok(p)
+    }
 }

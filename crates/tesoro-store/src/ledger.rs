@@ -14,8 +14,12 @@ use bitcoin::{OutPoint, Txid};
 use rust_decimal::Decimal;
 use sqlx::any::AnyRow;
 use sqlx::Row;
-use tesoro_core::classify::{Override, Record, RecordKind};
-use tesoro_core::movement::{derive_movements, ChainTx, Kind, Movement, OwnedOutput, OwnedSpend};
+use tesoro_core::classify::{
+    classify, MatchTolerance, Override, Record, RecordKind, Rules, Source,
+};
+use tesoro_core::movement::{
+    derive_movements, ChainTx, Class, Kind, Movement, OwnedOutput, OwnedSpend, ALL_KINDS,
+};
 use tesoro_core::price::{fmt_date, parse_date, FxPoint, PriceBook, PricePoint};
 
 use crate::{now_rfc3339, Result, Store, StoreError};
@@ -29,6 +33,15 @@ pub struct RefreshOutcome {
     pub movements: u64,
 }
 
+/// What [`Store::ledger_classify`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClassifyOutcome {
+    /// True when the classification was recomputed; false when it was already current.
+    pub reclassified: bool,
+    /// Movements whose kind is not the chain's own (a rule, a record or an override).
+    pub classified: u64,
+}
+
 /// What an import wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ImportOutcome {
@@ -38,21 +51,21 @@ pub struct ImportOutcome {
     pub unchanged: u64,
 }
 
-fn corrupt(what: impl std::fmt::Display) -> StoreError {
+pub(crate) fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string())
 }
 
-fn u32_of(r: &AnyRow, c: &str) -> Result<u32> {
+pub(crate) fn u32_of(r: &AnyRow, c: &str) -> Result<u32> {
     let v: i64 = r.try_get(c)?;
     u32::try_from(v).map_err(|_| corrupt(format!("{c} = {v}")))
 }
 
-fn u64_of(r: &AnyRow, c: &str) -> Result<u64> {
+pub(crate) fn u64_of(r: &AnyRow, c: &str) -> Result<u64> {
     let v: i64 = r.try_get(c)?;
     u64::try_from(v).map_err(|_| corrupt(format!("{c} = {v}")))
 }
 
-fn txid_of(r: &AnyRow, c: &str) -> Result<Txid> {
+pub(crate) fn txid_of(r: &AnyRow, c: &str) -> Result<Txid> {
     let b: Vec<u8> = r.try_get(c)?;
     let a: [u8; 32] = b
         .as_slice()
@@ -65,11 +78,12 @@ fn i64_of(v: u64, what: &str) -> Result<i64> {
     i64::try_from(v).map_err(|_| corrupt(format!("{what} {v} is too large")))
 }
 
-const MOVEMENT_COLUMNS: &str = "txid, entity_id, root_id, height, tx_index, time, received, sent, \
+pub(crate) const MOVEMENT_COLUMNS: &str =
+    "txid, entity_id, root_id, height, tx_index, time, received, sent, \
      acquired, disposed, fee, internal_in, internal_out, inputs, outputs, coinbase, chain_kind, \
      counterparties";
 
-fn movement_row(r: &AnyRow) -> Result<Movement> {
+pub(crate) fn movement_row(r: &AnyRow) -> Result<Movement> {
     let kind: String = r.try_get("chain_kind")?;
     let cps: String = r.try_get("counterparties")?;
     let coinbase: i64 = r.try_get("coinbase")?;
@@ -371,6 +385,213 @@ impl Store {
         rows.iter().map(movement_row).collect()
     }
 
+    /// A fingerprint of everything the classification depends on: the movements, records,
+    /// overrides, rules and the matching tolerance.
+    async fn classification_fingerprint(&self, tol: MatchTolerance) -> Result<String> {
+        let r = sqlx::query(
+            "SELECT (SELECT value FROM ledger_state WHERE key = 'derived_from') AS derived, \
+             (SELECT value FROM ledger_state WHERE key = 'rules') AS rules, \
+             (SELECT COUNT(*) FROM ledger_records) AS n_rec, \
+             (SELECT COALESCE(MAX(id), 0) FROM ledger_records) AS max_rec, \
+             (SELECT COUNT(*) FROM ledger_overrides) AS n_ovr, \
+             (SELECT COALESCE(MAX(id), 0) FROM ledger_overrides) AS max_ovr",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let derived: Option<String> = r.try_get("derived")?;
+        let rules: Option<String> = r.try_get("rules")?;
+        let rules_hash = bitcoin::hashes::sha256::Hash::hash(rules.unwrap_or_default().as_bytes());
+        let n = |c: &str| -> Result<i64> { Ok(r.try_get::<i64, _>(c)?) };
+        Ok(format!(
+            "v1|{}|{}:{}|{}:{}|{}|{}:{}",
+            derived.unwrap_or_default(),
+            n("n_rec")?,
+            n("max_rec")?,
+            n("n_ovr")?,
+            n("max_ovr")?,
+            rules_hash,
+            tol.days,
+            tol.amount_bp
+        ))
+    }
+
+    /// Brings the stored classification up to date: refreshes the movements, then, when the
+    /// movements, records, overrides, rules or `tol` changed since the last run, classifies
+    /// again (chain, rules, records, overrides; see `tesoro_core::classify`) and stores the
+    /// kinds that differ from the chain's with the movements. Only acquisitions, disposals
+    /// and movements named by an override can change, so only those are loaded.
+    pub async fn ledger_classify(&self, tol: MatchTolerance) -> Result<ClassifyOutcome> {
+        self.ledger_refresh().await?;
+        let fp = self.classification_fingerprint(tol).await?;
+        let stored = self.ledger_state("classified_with").await?;
+        let count_classified = || async {
+            let n: i64 =
+                sqlx::query("SELECT COUNT(*) AS n FROM ledger_movements WHERE source IS NOT NULL")
+                    .fetch_one(&self.pool)
+                    .await?
+                    .try_get("n")?;
+            Ok::<u64, StoreError>(n.max(0) as u64)
+        };
+        if stored.as_deref() == Some(fp.as_str()) {
+            return Ok(ClassifyOutcome {
+                reclassified: false,
+                classified: count_classified().await?,
+            });
+        }
+        let records = self.records().await?;
+        let overrides = self.overrides().await?;
+        let rules = match self.ledger_rules().await? {
+            Some(t) => Rules::parse("stored rules", &t).map_err(corrupt)?,
+            None => Rules::default(),
+        };
+        let kinds: Vec<String> = ALL_KINDS
+            .iter()
+            .filter(|k| matches!(k.class(), Class::Acquisition | Class::Disposal))
+            .map(|k| format!("'{}'", k.as_str()))
+            .collect();
+        // Kind names are our own constants, not input.
+        let mut movements: Vec<Movement> = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {MOVEMENT_COLUMNS} FROM ledger_movements WHERE chain_kind IN ({}) \
+             ORDER BY height, tx_index, txid, entity_id",
+            kinds.join(",")
+        )))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(movement_row)
+        .collect::<Result<_>>()?;
+        let have: std::collections::HashSet<(Txid, i64)> =
+            movements.iter().map(|m| (m.txid, m.entity)).collect();
+        let mut extra_txids: Vec<Txid> = overrides
+            .iter()
+            .filter(|o| !have.contains(&(o.txid, o.entity)))
+            .map(|o| o.txid)
+            .collect();
+        extra_txids.sort();
+        extra_txids.dedup();
+        for t in extra_txids {
+            movements.extend(
+                self.ledger_movements_of_tx(&t)
+                    .await?
+                    .into_iter()
+                    .filter(|m| !have.contains(&(m.txid, m.entity))),
+            );
+        }
+        movements.sort_by(|a, b| {
+            (a.height, a.tx_index, a.txid, a.entity).cmp(&(b.height, b.tx_index, b.txid, b.entity))
+        });
+        // A record naming an entity may match movements of that entity and everything below.
+        let entities = self.entities().await?;
+        let parent_of: HashMap<i64, Option<String>> = entities
+            .iter()
+            .map(|e| (e.id, e.parent.as_ref().map(|p| p.as_str().to_string())))
+            .collect();
+        let id_of: HashMap<String, i64> = entities
+            .iter()
+            .map(|e| (e.code.as_str().to_string(), e.id))
+            .collect();
+        let under = |entity: i64, code: &str| -> bool {
+            let Some(&target) = id_of.get(code) else {
+                return false;
+            };
+            let mut cur = Some(entity);
+            for _ in 0..64 {
+                match cur {
+                    Some(c) if c == target => return true,
+                    Some(c) => {
+                        cur = parent_of
+                            .get(&c)
+                            .and_then(|p| p.as_ref())
+                            .and_then(|p| id_of.get(p).copied())
+                    }
+                    None => return false,
+                }
+            }
+            false
+        };
+        let may = |r: &Record, m: &Movement| match &r.entity {
+            None => true,
+            Some(c) => under(m.entity, c),
+        };
+        let c = classify(movements, &rules, &records, &overrides, tol, &may);
+        let mut tx = self.pool.begin().await?;
+        if self.backend == crate::Backend::Postgres {
+            // Two commands classifying at once: the second waits, then finds the work done.
+            sqlx::query("LOCK TABLE ledger_state IN EXCLUSIVE MODE")
+                .execute(&mut *tx)
+                .await?;
+            let now = sqlx::query("SELECT value FROM ledger_state WHERE key = 'classified_with'")
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.try_get::<String, _>("value"))
+                .transpose()?;
+            if now.as_deref() == Some(fp.as_str()) {
+                tx.rollback().await?;
+                return Ok(ClassifyOutcome {
+                    reclassified: false,
+                    classified: count_classified().await?,
+                });
+            }
+        }
+        sqlx::query(
+            "UPDATE ledger_movements SET kind = NULL, source = NULL, note = NULL, record_id = NULL \
+             WHERE source IS NOT NULL",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let mut classified = 0;
+        for cm in &c.movements {
+            if cm.source == Source::Chain {
+                continue;
+            }
+            classified += 1;
+            sqlx::query(
+                "UPDATE ledger_movements SET kind = $1, source = $2, note = $3, record_id = $4 \
+                 WHERE txid = $5 AND entity_id = $6",
+            )
+            .bind(cm.kind.as_str())
+            .bind(cm.source.as_str())
+            .bind(cm.note.clone())
+            .bind(cm.record.and_then(|i| records.get(i)).map(|r| r.id))
+            .bind(cm.movement.txid.as_byte_array().to_vec())
+            .bind(cm.movement.entity)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO ledger_state (key, value) VALUES ('classified_with', $1) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(&fp)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(ClassifyOutcome {
+            reclassified: true,
+            classified,
+        })
+    }
+
+    async fn ledger_state(&self, key: &str) -> Result<Option<String>> {
+        sqlx::query("SELECT value FROM ledger_state WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.try_get::<String, _>("value").map_err(StoreError::from))
+            .transpose()
+    }
+
+    /// The stored movements of one transaction (one per entity it touches).
+    pub async fn ledger_movements_of_tx(&self, txid: &Txid) -> Result<Vec<Movement>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {MOVEMENT_COLUMNS} FROM ledger_movements WHERE txid = $1 ORDER BY entity_id"
+        )))
+        .bind(txid.as_byte_array().to_vec())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(movement_row).collect()
+    }
+
     /// Stores BTC prices (a day's price is replaced by a newer import), in one transaction.
     pub async fn import_prices(
         &self,
@@ -535,12 +756,19 @@ impl Store {
 
     /// Every off-chain record, by id.
     pub async fn records(&self) -> Result<Vec<Record>> {
-        let rows = sqlx::query(
+        self.records_where("1 = 1", "").await
+    }
+
+    /// Records matching `cond` (our own SQL; `$1` is bound to `arg`), by id.
+    pub(crate) async fn records_where(&self, cond: &str, arg: &str) -> Result<Vec<Record>> {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT id, kind, entity_code, day, sats, fiat, currency, counterparty, reference, txid \
-             FROM ledger_records ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+             FROM ledger_records WHERE {cond} ORDER BY id"
+        )));
+        if cond.contains("$1") {
+            q = q.bind(arg.to_string());
+        }
+        let rows = q.fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
                 let kind: String = r.try_get("kind")?;

@@ -15,6 +15,8 @@ mod error;
 pub mod holdings;
 mod ledger;
 mod registry;
+pub mod reports;
+mod specific;
 
 use std::str::FromStr;
 
@@ -25,7 +27,7 @@ use tesoro_core::ChainNetwork;
 pub use audit::{audit_append, AuditEntry, AuditReport, AuditRow};
 pub use chain_index::{ApplyOutcome, TxTouch, UtxoRow};
 pub use error::{redact_url, StoreError};
-pub use ledger::{ImportOutcome, RefreshOutcome};
+pub use ledger::{ClassifyOutcome, ImportOutcome, RefreshOutcome};
 pub use registry::{NewEntity, NewWallet, NewWalletKind, WalletAddressRow, WalletKind, WalletRow};
 
 /// Result of a store call.

@@ -1,16 +1,15 @@
 //! `tesoro movements`: every transaction seen from each entity, classified; manual
 //! classification with a reason; the counterparty rules file.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use anyhow::{bail, Context};
 use serde::Serialize;
-use tesoro_core::classify::{
-    check_override, classify, Classification, Classified, MatchTolerance, Record, Rules, Source,
-};
+use tesoro_core::classify::{check_override, MatchTolerance, Rules};
 use tesoro_core::movement::{Class, Kind};
-use tesoro_core::price::{fmt_date, parse_date};
-use tesoro_core::{Entity, EntityCode};
+use tesoro_core::price::parse_date;
+use tesoro_core::EntityCode;
+use tesoro_store::reports::{self, MovementFilter, ReportOptions};
 use tesoro_store::Store;
 
 use crate::cmd::holdings::btc;
@@ -103,111 +102,10 @@ enum MovementsSub {
     },
 }
 
-/// The ledger as reports need it: classified movements, records and entity names.
-pub struct Ledger {
-    /// Classification result.
-    pub classification: Classification,
-    /// All records, in store order (indices match `Classified::record`).
-    pub records: Vec<Record>,
-    /// Entities by id.
-    pub entities: BTreeMap<i64, Entity>,
-}
-
-impl Ledger {
-    /// The code of an entity id.
-    pub fn code(&self, id: i64) -> String {
-        self.entities
-            .get(&id)
-            .map_or_else(|| format!("#{id}"), |e| e.code.as_str().to_string())
-    }
-
-    /// Classified movements in chain order.
-    pub fn movements(&self) -> &[Classified] {
-        &self.classification.movements
-    }
-}
-
-/// Entity ids of `code` and everything below it (all entities when `None`).
-pub async fn scope(store: &Store, code: Option<&str>) -> anyhow::Result<BTreeSet<i64>> {
-    let all = store.entities().await?;
-    match code {
-        None => Ok(all.iter().map(|e| e.id).collect()),
-        Some(c) => {
-            let c = EntityCode::parse(c)?;
-            let codes = store.entity_subtree(&c).await?;
-            Ok(all
-                .iter()
-                .filter(|e| codes.contains(&e.code))
-                .map(|e| e.id)
-                .collect())
-        }
-    }
-}
-
-/// Refreshes derived movements and classifies them.
-pub async fn load_ledger(store: &Store, tol: MatchTolerance) -> anyhow::Result<Ledger> {
-    store.ledger_refresh().await?;
-    let movements = store.ledger_movements().await?;
-    let records = store.records().await?;
-    let overrides = store.overrides().await?;
-    let rules = match store.ledger_rules().await? {
-        Some(t) => Rules::parse("stored rules", &t)?,
-        None => Rules::default(),
-    };
-    let all = store.entities().await?;
-    let mut subtree_of: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
-    for r in &records {
-        if let Some(c) = &r.entity {
-            if !subtree_of.contains_key(c) {
-                let code = EntityCode::parse(c)?;
-                let codes = store.entity_subtree(&code).await.unwrap_or_default();
-                let ids = all
-                    .iter()
-                    .filter(|e| codes.contains(&e.code))
-                    .map(|e| e.id)
-                    .collect();
-                subtree_of.insert(c.clone(), ids);
-            }
-        }
-    }
-    let may = |r: &Record, m: &tesoro_core::movement::Movement| match &r.entity {
-        None => true,
-        Some(c) => subtree_of.get(c).is_some_and(|s| s.contains(&m.entity)),
-    };
-    let classification = classify(movements, &rules, &records, &overrides, tol, &may);
-    Ok(Ledger {
-        classification,
-        records,
-        entities: all.into_iter().map(|e| (e.id, e)).collect(),
-    })
-}
-
 /// Parses an optional `YYYY-MM-DD` option.
 pub fn opt_date(name: &str, v: Option<&str>) -> anyhow::Result<Option<time::Date>> {
     v.map(|s| parse_date(s).map_err(|e| anyhow::anyhow!("--{name}: {e}")))
         .transpose()
-}
-
-#[derive(Serialize)]
-struct MovementOut<'a> {
-    txid: String,
-    entity: String,
-    date: String,
-    height: u32,
-    class: &'a str,
-    kind: &'a str,
-    source: Source,
-    note: Option<String>,
-    net_sats: i64,
-    received_sats: u64,
-    sent_sats: u64,
-    acquired_sats: u64,
-    disposed_sats: u64,
-    fee_sats: u64,
-    internal_in_sats: u64,
-    internal_out_sats: u64,
-    counterparties: &'a [String],
-    record: Option<i64>,
 }
 
 fn signed_btc(v: i64) -> String {
@@ -239,12 +137,7 @@ pub async fn run(a: MovementsArgs, g: &Globals) -> anyhow::Result<()> {
                 bail!("--reason must say why (it is kept in the audit trail)");
             }
             store.ledger_refresh().await?;
-            let ms: Vec<_> = store
-                .ledger_movements()
-                .await?
-                .into_iter()
-                .filter(|m| m.txid == txid)
-                .collect();
+            let ms = store.ledger_movements_of_tx(&txid).await?;
             if ms.is_empty() {
                 bail!("no movement has txid {txid}: run `tesoro movements` to list them");
             }
@@ -325,67 +218,36 @@ async fn list(a: ListArgs, store: &Store) -> anyhow::Result<()> {
                 .map_err(|e: String| anyhow::anyhow!("--class: {e}"))
         })
         .transpose()?;
-    let from = opt_date("from", a.from.as_deref())?;
-    let to = opt_date("to", a.to.as_deref())?;
-    let scope = scope(store, a.entity.as_deref()).await?;
-    let ledger = load_ledger(store, a.tolerance.tolerance()).await?;
-    let rows: Vec<MovementOut> = ledger
-        .movements()
-        .iter()
-        .filter(|c| scope.contains(&c.movement.entity))
-        .filter(|c| from.is_none_or(|f| c.movement.date() >= f))
-        .filter(|c| to.is_none_or(|t| c.movement.date() <= t))
-        .filter(|c| {
-            class.is_none_or(|k| {
-                c.kind.class() == k
-                    || (k == Class::Fee
-                        && c.movement.fee > 0
-                        && c.kind.class() != Class::Disposal
-                        && c.kind.class() != Class::Acquisition)
-            })
-        })
-        .filter(|c| !a.unclassified || c.kind.is_unclassified())
-        .map(|c| {
-            let m = &c.movement;
-            MovementOut {
-                txid: m.txid.to_string(),
-                entity: ledger.code(m.entity),
-                date: fmt_date(m.date()),
-                height: m.height,
-                class: c.kind.class().as_str(),
-                kind: c.kind.as_str(),
-                source: c.source,
-                note: c.note.clone(),
-                net_sats: m.net(),
-                received_sats: m.received,
-                sent_sats: m.sent,
-                acquired_sats: m.acquired,
-                disposed_sats: m.disposed,
-                fee_sats: m.fee,
-                internal_in_sats: m.internal_in,
-                internal_out_sats: m.internal_out,
-                counterparties: &m.counterparties,
-                record: c.record.and_then(|i| ledger.records.get(i)).map(|r| r.id),
-            }
-        })
-        .collect();
+    let filter = MovementFilter {
+        entity: a.entity.as_deref().map(EntityCode::parse).transpose()?,
+        from: opt_date("from", a.from.as_deref())?,
+        to: opt_date("to", a.to.as_deref())?,
+        class,
+        unclassified: a.unclassified,
+    };
+    let opts = ReportOptions {
+        tolerance: a.tolerance.tolerance(),
+        allow_last_known: false,
+    };
+    let out = reports::movements(store, &filter, opts).await?;
     if a.json {
-        return output::json(&rows);
+        return output::json(&out.movements);
     }
-    let n = rows.len();
+    let n = out.movements.len();
     let t = output::table(
         &[
             "date", "height", "entity", "txid", "class", "kind", "by", "net BTC", "fee BTC", "note",
         ],
-        rows.into_iter()
+        out.movements
+            .into_iter()
             .map(|r| {
                 vec![
                     r.date,
                     r.height.to_string(),
                     r.entity,
                     r.txid,
-                    r.class.to_string(),
-                    r.kind.to_string(),
+                    r.class,
+                    r.kind,
                     format!("{:?}", r.source).to_lowercase(),
                     signed_btc(r.net_sats),
                     btc(r.fee_sats),
@@ -396,11 +258,9 @@ async fn list(a: ListArgs, store: &Store) -> anyhow::Result<()> {
         &[1, 7, 8],
     );
     println!("{t}");
-    let unclassified = ledger
-        .movements()
-        .iter()
-        .filter(|c| scope.contains(&c.movement.entity) && c.kind.is_unclassified())
-        .count();
-    println!("{n} movements; {unclassified} unclassified in scope; {} unmatched records (`tesoro records list --unmatched`)", ledger.classification.unmatched_records.len());
+    println!(
+        "{n} movements; {} unclassified in scope; {} unmatched records (`tesoro records list --unmatched`)",
+        out.unclassified_in_scope, out.unmatched_records
+    );
     Ok(())
 }

@@ -2,16 +2,16 @@
 //! classification matches to movements.
 
 use anyhow::Context;
-use serde::Serialize;
 use tesoro_core::classify::{Record, RecordKind};
 use tesoro_core::price::{fmt_date, parse_currency, parse_date};
 use tesoro_core::records::{parse_btc, parse_records};
 use tesoro_core::EntityCode;
 
 use crate::cmd::holdings::btc;
-use crate::cmd::movements::{load_ledger, ToleranceArgs};
+use crate::cmd::movements::ToleranceArgs;
 use crate::output;
 use crate::Globals;
+use tesoro_store::reports::{self, RecordMatch, ReportOptions};
 
 /// `tesoro records …`
 #[derive(Debug, clap::Subcommand)]
@@ -64,14 +64,6 @@ pub enum RecordsCmd {
         #[arg(long)]
         json: bool,
     },
-}
-
-#[derive(Serialize)]
-struct RecordOut {
-    #[serde(flatten)]
-    record: Record,
-    matched_txid: Option<String>,
-    matched_entity: Option<String>,
 }
 
 /// `tesoro records …`
@@ -169,26 +161,16 @@ pub async fn run(c: RecordsCmd, g: &Globals) -> anyhow::Result<()> {
             json,
         } => {
             let store = g.open_store().await?;
-            let ledger = load_ledger(&store, tolerance.tolerance()).await?;
-            let mut matched: Vec<Option<(String, String)>> = vec![None; ledger.records.len()];
-            for c in ledger.movements() {
-                if let Some(ri) = c.record {
-                    if let Some(slot) = matched.get_mut(ri) {
-                        *slot = Some((c.movement.txid.to_string(), ledger.code(c.movement.entity)));
-                    }
-                }
-            }
-            let rows: Vec<RecordOut> = ledger
-                .records
-                .iter()
-                .enumerate()
-                .filter(|(i, r)| {
-                    !unmatched || (r.kind != RecordKind::Custodial && matched[*i].is_none())
-                })
-                .map(|(i, r)| RecordOut {
-                    record: r.clone(),
-                    matched_txid: matched[i].as_ref().map(|m| m.0.clone()),
-                    matched_entity: matched[i].as_ref().map(|m| m.1.clone()),
+            let opts = ReportOptions {
+                tolerance: tolerance.tolerance(),
+                allow_last_known: false,
+            };
+            let rows: Vec<RecordMatch> = reports::records_matched(&store, opts)
+                .await?
+                .into_iter()
+                .filter(|m| {
+                    !unmatched
+                        || (m.record.kind != RecordKind::Custodial && m.matched_txid.is_none())
                 })
                 .collect();
             if json {

@@ -1,18 +1,14 @@
 //! `tesoro report`: holdings valued in several currencies, gains per cost-basis method, and
 //! the accumulation test (acquisitions vs internal transfers).
 
-use std::collections::BTreeMap;
-
-use anyhow::Context;
-use rust_decimal::Decimal;
-use serde::Serialize;
-use tesoro_core::classify::RecordKind;
 use tesoro_core::lots::{FeeRule, Method};
 use tesoro_core::price::{fmt_date, parse_currency, round_money, value_of};
-use tesoro_core::report::{accumulation, balances_at, pnl, Pnl};
+use tesoro_core::report::Pnl;
+use tesoro_core::EntityCode;
+use tesoro_store::reports::{self, At, HoldingSource, ReportOptions};
 
 use crate::cmd::holdings::btc;
-use crate::cmd::movements::{load_ledger, opt_date, scope, ToleranceArgs};
+use crate::cmd::movements::{opt_date, ToleranceArgs};
 use crate::output;
 use crate::Globals;
 
@@ -48,6 +44,20 @@ pub struct Common {
 }
 
 impl Common {
+    fn entity(&self) -> anyhow::Result<Option<EntityCode>> {
+        self.entity
+            .as_deref()
+            .map(|c| EntityCode::parse(c).map_err(|e| anyhow::anyhow!("--entity: {e}")))
+            .transpose()
+    }
+
+    fn options(&self) -> ReportOptions {
+        ReportOptions {
+            tolerance: self.tolerance.tolerance(),
+            allow_last_known: self.allow_last_known,
+        }
+    }
+
     fn format(&self) -> Format {
         if self.json {
             Format::Json
@@ -62,7 +72,7 @@ impl Common {
 pub enum ReportCmd {
     /// Holdings per entity at a date, valued in one or more currencies.
     Holdings {
-        /// The day (YYYY-MM-DD; default: the synced tip's day).
+        /// The day (YYYY-MM-DD) or a block height (default: the synced tip's day).
         #[arg(long)]
         at: Option<String>,
         /// Currencies, comma-separated.
@@ -79,7 +89,8 @@ pub enum ReportCmd {
         /// Last day (default: the synced tip's day).
         #[arg(long)]
         to: Option<String>,
-        /// fifo, lifo, hifo, average, or all.
+        /// fifo, lifo, hifo, average, specific (the lots of the outpoints each transaction
+        /// spends), or all.
         #[arg(long, default_value = "fifo")]
         method: String,
         /// Currency.
@@ -128,14 +139,6 @@ fn print_rows(format: Format, header: &[&str], rows: Vec<Vec<String>>, right: &[
     }
 }
 
-async fn tip_date(store: &tesoro_store::Store) -> anyhow::Result<time::Date> {
-    let tip = store
-        .chain_tip()
-        .await?
-        .context("the chain index is empty: run `tesoro sync --source …` first")?;
-    Ok(tesoro_core::movement::date_of_unix(i64::from(tip.time)))
-}
-
 /// `tesoro report …`
 pub async fn run(c: ReportCmd, g: &Globals) -> anyhow::Result<()> {
     let store = g.open_store().await?;
@@ -145,117 +148,18 @@ pub async fn run(c: ReportCmd, g: &Globals) -> anyhow::Result<()> {
             currency,
             common,
         } => {
-            let at = match opt_date("at", at.as_deref())? {
-                Some(d) => d,
-                None => tip_date(&store).await?,
-            };
+            let at: Option<At> = at
+                .as_deref()
+                .map(|s| s.parse().map_err(|e: String| anyhow::anyhow!("--at: {e}")))
+                .transpose()?;
             let currencies = currency
                 .iter()
                 .map(|c| parse_currency(c).map_err(|e| anyhow::anyhow!("--currency: {e}")))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let scope = scope(&store, common.entity.as_deref()).await?;
-            let ledger = load_ledger(&store, common.tolerance.tolerance()).await?;
-            let mut prices = store.price_book().await?;
-            prices.allow_last_known = common.allow_last_known;
-            let mut quotes = Vec::new();
-            for c in &currencies {
-                quotes.push(prices.btc_price(at, c)?);
-            }
-            let bal = balances_at(ledger.movements(), at);
-            #[derive(Serialize)]
-            struct Row {
-                entity: String,
-                source: &'static str,
-                sats: u64,
-                btc: String,
-                values: BTreeMap<String, Decimal>,
-            }
-            let mut rows = Vec::new();
-            let mut total: u64 = 0;
-            for (e, sats) in &bal {
-                if !scope.contains(e) || *sats <= 0 {
-                    continue;
-                }
-                let sats = *sats as u64;
-                total += sats;
-                rows.push(Row {
-                    entity: ledger.code(*e),
-                    source: "chain",
-                    sats,
-                    btc: btc(sats),
-                    values: currencies
-                        .iter()
-                        .zip(&quotes)
-                        .map(|(c, q)| (c.clone(), round_money(value_of(sats, q.value))))
-                        .collect(),
-                });
-            }
-            // Custodial holdings: the latest record per (entity, custodian) at or before the day.
-            let mut custodial: BTreeMap<(String, String), (time::Date, u64)> = BTreeMap::new();
-            let scope_codes: Vec<String> = scope.iter().map(|id| ledger.code(*id)).collect();
-            for r in &ledger.records {
-                if r.kind != RecordKind::Custodial || r.date > at {
-                    continue;
-                }
-                let e = r.entity.clone().unwrap_or_default();
-                if common.entity.is_some() && !scope_codes.contains(&e) {
-                    continue;
-                }
-                let k = (e, r.counterparty.clone().unwrap_or_default());
-                if custodial.get(&k).is_none_or(|(d, _)| r.date >= *d) {
-                    custodial.insert(k, (r.date, r.sats));
-                }
-            }
-            let mut custodial_total = 0;
-            for ((e, cust), (_, sats)) in &custodial {
-                custodial_total += sats;
-                rows.push(Row {
-                    entity: if cust.is_empty() {
-                        e.clone()
-                    } else {
-                        format!("{e} @ {cust}")
-                    },
-                    source: "custodial record",
-                    sats: *sats,
-                    btc: btc(*sats),
-                    values: currencies
-                        .iter()
-                        .zip(&quotes)
-                        .map(|(c, q)| (c.clone(), round_money(value_of(*sats, q.value))))
-                        .collect(),
-                });
-            }
-            #[derive(Serialize)]
-            struct PriceUsed {
-                currency: String,
-                price: Decimal,
-                from: String,
-                stale: bool,
-            }
-            #[derive(Serialize)]
-            struct Out {
-                at: String,
-                chain_sats: u64,
-                custodial_sats: u64,
-                prices: Vec<PriceUsed>,
-                rows: Vec<Row>,
-            }
-            let out = Out {
-                at: fmt_date(at),
-                chain_sats: total,
-                custodial_sats: custodial_total,
-                prices: currencies
-                    .iter()
-                    .zip(&quotes)
-                    .map(|(c, q)| PriceUsed {
-                        currency: c.clone(),
-                        price: q.value,
-                        from: fmt_date(q.from),
-                        stale: q.stale,
-                    })
-                    .collect(),
-                rows,
-            };
+            let entity = common.entity()?;
+            let out =
+                reports::holdings_at(&store, at, entity.as_ref(), &currencies, common.options())
+                    .await?;
             let format = common.format();
             if format == Format::Json {
                 return output::json(&out);
@@ -266,7 +170,20 @@ pub async fn run(c: ReportCmd, g: &Globals) -> anyhow::Result<()> {
                 .rows
                 .iter()
                 .map(|r| {
-                    let mut v = vec![r.entity.clone(), r.source.to_string(), r.btc.clone()];
+                    let (entity, source) = match r.source {
+                        HoldingSource::Chain => (r.entity.clone(), "chain".to_string()),
+                        HoldingSource::Custodial => (
+                            match &r.custodian {
+                                Some(c) => format!("{} @ {c}", r.entity),
+                                None => r.entity.clone(),
+                            },
+                            format!(
+                                "custodial record {}",
+                                r.as_of.as_deref().unwrap_or_default()
+                            ),
+                        ),
+                    };
+                    let mut v = vec![entity, source, btc(r.sats)];
                     v.extend(
                         currencies
                             .iter()
@@ -275,20 +192,20 @@ pub async fn run(c: ReportCmd, g: &Globals) -> anyhow::Result<()> {
                     v
                 })
                 .collect();
-            let mut tot = vec![
-                "TOTAL".into(),
-                "chain + custodial".into(),
-                btc(total + custodial_total),
-            ];
+            let total = out.total_sats();
+            let mut tot = vec!["TOTAL".into(), "chain + custodial".into(), btc(total)];
             tot.extend(
-                quotes
+                out.prices
                     .iter()
-                    .map(|q| round_money(value_of(total + custodial_total, q.value)).to_string()),
+                    .map(|q| round_money(value_of(total, q.price)).to_string()),
             );
             table.push(tot);
             let right: Vec<usize> = (2..3 + currencies.len()).collect();
             print_rows(format, &header, table, &right);
             if format == Format::Table {
+                if let Some(h) = out.height {
+                    println!("at height {h} (block of {})", out.at);
+                }
                 for p in &out.prices {
                     println!(
                         "price {} {} from {}{}",
@@ -314,7 +231,9 @@ pub async fn run(c: ReportCmd, g: &Globals) -> anyhow::Result<()> {
             common,
         } => {
             let methods: Vec<Method> = if method.eq_ignore_ascii_case("all") {
-                Method::ALL.to_vec()
+                let mut all = Method::ALL.to_vec();
+                all.push(Method::Specific);
+                all
             } else {
                 vec![method
                     .parse()
@@ -325,28 +244,24 @@ pub async fn run(c: ReportCmd, g: &Globals) -> anyhow::Result<()> {
                 .map_err(|e: String| anyhow::anyhow!("--fee-rule: {e}"))?;
             let currency =
                 parse_currency(&currency).map_err(|e| anyhow::anyhow!("--currency: {e}"))?;
-            let to = match opt_date("to", to.as_deref())? {
-                Some(d) => d,
-                None => tip_date(&store).await?,
-            };
-            let from = opt_date("from", from.as_deref())?.unwrap_or(time::Date::MIN);
-            let scope = scope(&store, common.entity.as_deref()).await?;
-            let ledger = load_ledger(&store, common.tolerance.tolerance()).await?;
-            let mut prices = store.price_book().await?;
-            prices.allow_last_known = common.allow_last_known;
+            let to = opt_date("to", to.as_deref())?;
+            let from = opt_date("from", from.as_deref())?;
+            let entity = common.entity()?;
             let mut out: Vec<Pnl> = Vec::new();
             for m in methods {
-                out.push(pnl(
-                    ledger.movements(),
-                    &ledger.records,
-                    &prices,
-                    &currency,
-                    m,
-                    fee_rule,
-                    &scope,
-                    from,
-                    to,
-                )?);
+                out.push(
+                    reports::pnl(
+                        &store,
+                        entity.as_ref(),
+                        from,
+                        to,
+                        m,
+                        fee_rule,
+                        &currency,
+                        common.options(),
+                    )
+                    .await?,
+                );
             }
             let format = common.format();
             if format == Format::Json {
@@ -391,12 +306,8 @@ pub async fn run(c: ReportCmd, g: &Globals) -> anyhow::Result<()> {
                     println!(
                         "{} {} .. {}; fees: {:?}; value at {} {}{}",
                         currency,
-                        if from == time::Date::MIN {
-                            "start".into()
-                        } else {
-                            fmt_date(from)
-                        },
-                        fmt_date(to),
+                        from.map_or_else(|| "start".to_string(), fmt_date),
+                        p.to,
                         fee_rule,
                         p.price,
                         currency,
@@ -414,19 +325,15 @@ pub async fn run(c: ReportCmd, g: &Globals) -> anyhow::Result<()> {
             Ok(())
         }
         ReportCmd::Accumulation { from, to, common } => {
-            let to = match opt_date("to", to.as_deref())? {
-                Some(d) => d,
-                None => tip_date(&store).await?,
-            };
-            let scope = scope(&store, common.entity.as_deref()).await?;
-            let ledger = load_ledger(&store, common.tolerance.tolerance()).await?;
-            // Default start: the first movement's day (the stock before it is zero).
-            let first = ledger.movements().first().map_or(to, |c| c.movement.date());
-            let from = opt_date("from", from.as_deref())?.unwrap_or(first.min(to));
-            let r = accumulation(ledger.movements(), &scope, from, to);
+            let to = opt_date("to", to.as_deref())?;
+            let from = opt_date("from", from.as_deref())?;
+            let entity = common.entity()?;
+            let out =
+                reports::accumulation(&store, entity.as_ref(), from, to, common.options()).await?;
+            let r = &out.chain;
             let format = common.format();
             if format == Format::Json {
-                return output::json(&r);
+                return output::json(&out);
             }
             let mut rows: Vec<Vec<String>> =
                 vec![vec!["stock at start".into(), btc(r.stock_start_sats)]];
@@ -446,6 +353,24 @@ pub async fn run(c: ReportCmd, g: &Globals) -> anyhow::Result<()> {
                 btc(r.intra_state_out_sats),
             ]);
             rows.push(vec!["stock at end".into(), btc(r.stock_end_sats)]);
+            if out.custodial_start_sats > 0 || out.custodial_end_sats > 0 {
+                rows.push(vec![
+                    "custodial (off-chain records) at start".into(),
+                    btc(out.custodial_start_sats),
+                ]);
+                rows.push(vec![
+                    "custodial (off-chain records) at end".into(),
+                    btc(out.custodial_end_sats),
+                ]);
+                rows.push(vec![
+                    "total stock at start (chain + custodial)".into(),
+                    btc(out.total_start_sats),
+                ]);
+                rows.push(vec![
+                    "total stock at end (chain + custodial)".into(),
+                    btc(out.total_end_sats),
+                ]);
+            }
             rows.push(vec![
                 format!(
                     "internal moves inside scope ({} movements)",
