@@ -97,6 +97,125 @@ pub struct Valuation {
     pub date: String,
     /// Where the price comes from.
     pub source: String,
+    /// The exchange rate used when the price was derived from another currency's series.
+    pub fx: Option<FxUsed>,
+}
+
+/// An exchange rate a valuation was derived with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FxUsed {
+    /// Currency of the BTC price series used (e.g. `USD`).
+    pub base: String,
+    /// That series' price of one BTC, decimal string.
+    pub base_price: String,
+    /// Units of the valuation currency per one `base`, decimal string.
+    pub rate: String,
+    /// Day of the rate (YYYY-MM-DD).
+    pub date: String,
+    /// Where the rate comes from.
+    pub source: String,
+}
+
+/// A proof of control attached to a statement. Every proof signs the statement's
+/// `challenge` message, which names the institution, the day and the pinned block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Proof {
+    /// A BIP-322 signed message for one address.
+    Bip322 {
+        /// The address.
+        address: String,
+        /// `simple` or `full`.
+        format: String,
+        /// The signature as the signer's wallet produced it (base64).
+        signature: String,
+    },
+    /// A BIP-127 proof-of-reserves transaction (PSBT, base64) spending outputs unspent at the
+    /// pinned block.
+    Bip127 {
+        /// The PSBT, base64.
+        psbt: String,
+        /// How the commitment input hashes the message: `sha256` (BIP-127) or `sha256d`
+        /// (bdk-reserves).
+        commitment: String,
+        /// The outpoints it spends (`txid:vout`), in input order.
+        outpoints: Vec<String>,
+        /// Sum of the outputs it spends, in sats.
+        sats: u64,
+    },
+}
+
+/// The statement a movement summary starts from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviousStatement {
+    /// Its height.
+    pub height: u32,
+    /// Its block hash.
+    pub hash: String,
+    /// Its SHA-256.
+    pub sha256: String,
+    /// Its total.
+    pub total_sats: u64,
+}
+
+/// Sats and transactions of one kind of movement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KindTotal {
+    /// The kind (`purchase`, `mining`, `sale`, …).
+    pub kind: String,
+    /// Number of movements.
+    pub count: u64,
+    /// Sats.
+    pub sats: u64,
+}
+
+/// Movements by class between the previous statement's block (excluded) and this one's
+/// (included).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Movements {
+    /// The previous statement.
+    pub since: PreviousStatement,
+    /// Holdings at the previous block, of the wallets this statement covers.
+    pub opening_sats: u64,
+    /// Value that entered the institution, by kind, sorted by kind.
+    pub acquisitions: Vec<KindTotal>,
+    /// Movements between the state's own wallets.
+    pub internal_count: u64,
+    /// Sats received from the state's own wallets.
+    pub internal_in_sats: u64,
+    /// Sats sent to the state's own wallets.
+    pub internal_out_sats: u64,
+    /// Value that left the state, by kind, sorted by kind.
+    pub disposals: Vec<KindTotal>,
+    /// Movements that paid a network fee.
+    pub fee_count: u64,
+    /// Network fees paid.
+    pub fee_sats: u64,
+}
+
+impl Movements {
+    /// `opening + acquired + internal in - internal out - disposed - fees`, the holdings the
+    /// movements imply (None on overflow or a negative result).
+    pub fn implied_closing(&self) -> Option<u64> {
+        let acq: u64 = self
+            .acquisitions
+            .iter()
+            .try_fold(0u64, |a, k| a.checked_add(k.sats))?;
+        let disp: u64 = self
+            .disposals
+            .iter()
+            .try_fold(0u64, |a, k| a.checked_add(k.sats))?;
+        self.opening_sats
+            .checked_add(acq)?
+            .checked_add(self.internal_in_sats)?
+            .checked_sub(self.internal_out_sats)?
+            .checked_sub(disp)?
+            .checked_sub(self.fee_sats)
+    }
 }
 
 /// The software that made the statement.
@@ -129,8 +248,14 @@ pub struct Statement {
     pub private_sats: u64,
     /// All sats: listed plus private.
     pub total_sats: u64,
+    /// Movements since a previous statement, when one was given.
+    pub movements: Option<Movements>,
     /// Valuations, possibly none.
     pub valuations: Vec<Valuation>,
+    /// The message every proof of control signs ([`challenge_message`]).
+    pub challenge: String,
+    /// Proofs of control, checked at the pinned block when the statement was made.
+    pub proofs: Vec<Proof>,
     /// Producer.
     pub software: Software,
     /// The signer's Ed25519 public key, hex.
@@ -203,22 +328,66 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(sha256::Hash::hash(bytes).as_byte_array())
 }
 
+/// The message the office's signers sign to prove control of the reserve's coins at a
+/// block: it names the institution, the block's UTC day, height and hash, so a proof cannot be
+/// reused for another institution or another block.
+///
+/// ```
+/// let m = tesoro_core::statement::challenge_message("SV", "2025-07-17", 905000, "00ab");
+/// assert_eq!(m, "tesoro proof of control: institution SV, date 2025-07-17, block 905000 00ab");
+/// ```
+pub fn challenge_message(institution: &str, date: &str, height: u32, hash: &str) -> String {
+    format!(
+        "tesoro proof of control: institution {institution}, date {date}, block {height} {hash}"
+    )
+}
+
+/// The UTC day (YYYY-MM-DD) of a block time.
+pub fn utc_day(time: u32) -> String {
+    time::OffsetDateTime::from_unix_timestamp(i64::from(time))
+        .map(|t| {
+            let d = t.date();
+            format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+        })
+        .unwrap_or_else(|_| "1970-01-01".into())
+}
+
+fn add(a: u64, b: u64, what: &str) -> Result<u64, StatementError> {
+    a.checked_add(b)
+        .ok_or_else(|| StatementError::Totals(format!("{what} overflows 64 bits")))
+}
+
 impl Statement {
+    /// The challenge this statement's proofs must sign.
+    pub fn expected_challenge(&self) -> String {
+        challenge_message(
+            &self.institution,
+            &utc_day(self.block.time),
+            self.block.height,
+            &self.block.hash,
+        )
+    }
+
     /// Checks that totals add up: each address's balance is the sum of its outputs, and the
-    /// total is listed plus private.
+    /// total is listed plus private; the movements, when present, lead from the opening to the
+    /// total; every `verified` address is covered by a proof and the challenge is this
+    /// statement's.
     pub fn check_totals(&self) -> Result<(), StatementError> {
         let mut listed: u64 = 0;
         for a in &self.addresses {
-            let sum: u64 = a.utxos.iter().map(|u| u.sats).sum();
+            let mut sum: u64 = 0;
+            for u in &a.utxos {
+                sum = add(sum, u.sats, &format!("address {}", a.address))?;
+            }
             if sum != a.balance_sats {
                 return Err(StatementError::Totals(format!(
                     "address {} lists {} sats of outputs but a balance of {}",
                     a.address, sum, a.balance_sats
                 )));
             }
-            listed += sum;
+            listed = add(listed, sum, "the listed total")?;
         }
-        if listed + self.private_sats != self.total_sats {
+        if add(listed, self.private_sats, "the total")? != self.total_sats {
             return Err(StatementError::Totals(format!(
                 "listed {listed} + private {} != total {}",
                 self.private_sats, self.total_sats
@@ -232,7 +401,65 @@ impl Statement {
                 )));
             }
         }
+        if let Some(m) = &self.movements {
+            if m.since.height >= self.block.height {
+                return Err(StatementError::Totals(format!(
+                    "movements start at height {}, not before this statement's height {}",
+                    m.since.height, self.block.height
+                )));
+            }
+            match m.implied_closing() {
+                Some(c) if c == self.total_sats => {}
+                c => {
+                    return Err(StatementError::Totals(format!(
+                        "opening {} sats plus the movements give {}, but the statement totals {}",
+                        m.opening_sats,
+                        c.map_or_else(|| "no valid figure".to_string(), |c| c.to_string()),
+                        self.total_sats
+                    )))
+                }
+            }
+        }
+        if !self.proofs.is_empty() && self.challenge != self.expected_challenge() {
+            return Err(StatementError::Totals(format!(
+                "the proofs sign {:?}, not this statement's challenge {:?}",
+                self.challenge,
+                self.expected_challenge()
+            )));
+        }
+        let covered = self.proven_addresses();
+        for a in &self.addresses {
+            if a.tier == Tier::Verified && !covered.contains(a.address.as_str()) {
+                return Err(StatementError::Totals(format!(
+                    "address {} is marked verified but no attached proof covers it",
+                    a.address
+                )));
+            }
+        }
         Ok(())
+    }
+
+    /// Addresses covered by an attached proof: named by a BIP-322 proof, or holding an output
+    /// a BIP-127 proof spends. (Whether the proofs are valid is for `tesoro-proof` to check.)
+    pub fn proven_addresses(&self) -> std::collections::BTreeSet<&str> {
+        let mut spent: std::collections::BTreeSet<&str> = Default::default();
+        let mut out: std::collections::BTreeSet<&str> = Default::default();
+        for p in &self.proofs {
+            match p {
+                Proof::Bip322 { address, .. } => {
+                    out.insert(address.as_str());
+                }
+                Proof::Bip127 { outpoints, .. } => {
+                    spent.extend(outpoints.iter().map(String::as_str));
+                }
+            }
+        }
+        for a in &self.addresses {
+            if a.utxos.iter().any(|u| spent.contains(u.outpoint.as_str())) {
+                out.insert(a.address.as_str());
+            }
+        }
+        out
     }
 
     /// Canonicalizes, hashes and signs.
@@ -337,7 +564,10 @@ mod tests {
             }],
             private_sats: 200,
             total_sats: 700,
+            movements: None,
             valuations: vec![],
+            challenge: String::new(),
+            proofs: vec![],
             software: Software {
                 name: "tesoro".into(),
                 version: "0.1.0".into(),
@@ -396,5 +626,67 @@ mod tests {
         let mut s = sample();
         s.total_sats = 800;
         assert!(matches!(s.sign(&key(1)), Err(StatementError::Totals(_))));
+        // Outputs that overflow 64 bits are an error, not a panic.
+        let mut s = sample();
+        s.addresses[0].utxos[0].sats = u64::MAX;
+        assert!(matches!(s.sign(&key(1)), Err(StatementError::Totals(_))));
+    }
+
+    #[test]
+    fn movements_must_lead_from_opening_to_total() {
+        let mut s = sample();
+        s.block.height = 200;
+        s.movements = Some(Movements {
+            since: PreviousStatement {
+                height: 150,
+                hash: "11".repeat(32),
+                sha256: "22".repeat(32),
+                total_sats: 600,
+            },
+            opening_sats: 600,
+            acquisitions: vec![KindTotal {
+                kind: "purchase".into(),
+                count: 1,
+                sats: 150,
+            }],
+            internal_count: 1,
+            internal_in_sats: 40,
+            internal_out_sats: 40,
+            disposals: vec![KindTotal {
+                kind: "sale".into(),
+                count: 1,
+                sats: 40,
+            }],
+            fee_count: 2,
+            fee_sats: 10,
+        });
+        s.sign(&key(1)).unwrap();
+        if let Some(m) = s.movements.as_mut() {
+            m.fee_sats = 11;
+        }
+        let e = s.sign(&key(1)).unwrap_err();
+        assert!(e.to_string().contains("movements give 699"), "{e}");
+    }
+
+    #[test]
+    fn verified_addresses_need_a_proof_over_this_challenge() {
+        let mut s = sample();
+        s.addresses[0].tier = Tier::Verified;
+        let e = s.sign(&key(1)).unwrap_err();
+        assert!(e.to_string().contains("no attached proof"), "{e}");
+        s.challenge = s.expected_challenge();
+        s.proofs.push(Proof::Bip127 {
+            psbt: String::new(),
+            commitment: "sha256".into(),
+            outpoints: vec![format!("{}:1", "22".repeat(32))],
+            sats: 300,
+        });
+        s.sign(&key(1)).unwrap();
+        s.challenge = challenge_message("SV", "2025-01-01", 1, "00");
+        let e = s.sign(&key(1)).unwrap_err();
+        assert!(
+            e.to_string().contains("not this statement's challenge"),
+            "{e}"
+        );
     }
 }

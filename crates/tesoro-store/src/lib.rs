@@ -15,6 +15,7 @@ mod error;
 pub mod holdings;
 mod ledger;
 mod registry;
+mod statements;
 pub mod reports;
 mod specific;
 
@@ -29,6 +30,7 @@ pub use chain_index::{ApplyOutcome, TxTouch, UtxoRow};
 pub use error::{redact_url, StoreError};
 pub use ledger::{ClassifyOutcome, ImportOutcome, RefreshOutcome};
 pub use registry::{NewEntity, NewWallet, NewWalletKind, WalletAddressRow, WalletKind, WalletRow};
+pub use statements::{StoredProof, StoredStatement, WalletTier};
 
 /// Result of a store call.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -63,6 +63,10 @@ enum Command {
     /// Signed statements of holdings at a block, and their independent verification.
     #[command(subcommand)]
     Statement(cmd::statement::StatementCmd),
+    /// Proofs of control for a statement's block: the challenge, BIP-322 signatures and
+    /// BIP-127 PSBTs the office's signers return.
+    #[command(subcommand)]
+    Proof(cmd::proof::ProofCmd),
     /// Mining and accumulation plans: backtests and projections.
     Plan(cmd::plan::PlanCmd),
     /// Daily BTC prices (Coin Metrics or generic CSV).
@@ -174,6 +178,7 @@ fn main() -> ExitCode {
             Command::Check(a) => cmd::check::run(a, &globals).await,
             Command::Key(c) => cmd::key::run(c),
             Command::Statement(c) => cmd::statement::run(c, &globals).await,
+            Command::Proof(c) => cmd::proof::run(c, &globals).await,
             Command::Plan(c) => cmd::plan::run(c),
             Command::Prices(c) => cmd::prices::run(c, &globals).await,
             Command::Fx(c) => cmd::prices::run_fx(c, &globals).await,

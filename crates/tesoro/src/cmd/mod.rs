@@ -10,6 +10,7 @@ pub mod key;
 pub mod movements;
 pub mod plan;
 pub mod prices;
+pub mod proof;
 pub mod records;
 pub mod report;
 pub mod serve;

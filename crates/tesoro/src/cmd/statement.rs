@@ -1,33 +1,59 @@
-//! `tesoro statement create|verify`: signed holdings at a pinned block, and their independent
+//! `tesoro statement create|verify|list|tier`: signed holdings at a pinned block with their
+//! proofs of control and the movements since the previous statement, and their independent
 //! re-derivation from the verifier's own node.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use anyhow::{bail, Context};
 use rust_decimal::Decimal;
 use serde::Serialize;
+use tesoro_core::chain::BlockMeta;
 use tesoro_core::entity::{roll_up, tree_order};
+use tesoro_core::movement::{Class, Kind};
+use tesoro_core::price::{fmt_date, round_money, value_of};
 use tesoro_core::statement::{
-    EntityTotal, PinnedBlock, SignedStatement, Software, Statement, StatementAddress,
-    StatementUtxo, Tier, Valuation, FORMAT,
+    utc_day, EntityTotal, FxUsed, KindTotal, Movements, PinnedBlock, PreviousStatement, Proof,
+    SignedStatement, Software, Statement, StatementAddress, StatementUtxo, Tier, Valuation, FORMAT,
 };
 use tesoro_core::wallet::{parse_address, script_address};
-use tesoro_core::{ChainNetwork, EntityCode};
+use tesoro_core::{ChainNetwork, Entity, EntityCode};
+use tesoro_store::{Store, WalletTier};
 
 use crate::cmd::holdings::{btc, resolve_at};
-use crate::cmd::key::{load_signing_key, load_verifying_key, public_hex};
+use crate::cmd::key::{load_signing_key, load_verifying_key};
 use crate::output;
 use crate::Globals;
 
 /// `tesoro statement …`
 #[derive(Debug, clap::Subcommand)]
 pub enum StatementCmd {
-    /// Make and sign a statement of holdings at a block.
+    /// Make and sign a statement of holdings at a block (stored, and written to a file).
     Create(CreateArgs),
-    /// Check a statement's signature and re-derive every listed balance from a chain source.
+    /// Check a statement's signature and proofs, and re-derive every listed balance from a
+    /// chain source.
     Verify(VerifyArgs),
+    /// Statements made so far.
+    List {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Whether a wallet's addresses are listed (published, the default) or only counted
+    /// (private) in statements.
+    Tier {
+        /// Wallet (name or ENTITY/name).
+        wallet: String,
+        /// published or private.
+        tier: String,
+    },
+    /// The configured tier of every wallet.
+    Tiers {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `tesoro statement create`
@@ -39,16 +65,24 @@ pub struct CreateArgs {
     /// The entity the statement covers, with everything below it (default: the only root).
     #[arg(long)]
     entity: Option<String>,
-    /// Wallets whose addresses are counted but not listed (name or ENTITY/name; repeatable).
+    /// Value the holdings in these currencies from the stored price and FX series
+    /// (comma-separated, e.g. USD,PKR).
+    #[arg(long, value_delimiter = ',')]
+    currency: Vec<String>,
+    /// The previous statement: adds the movements by class between its block and this one.
+    #[arg(long)]
+    since: Option<PathBuf>,
+    /// Wallets counted but not listed, for this statement only (name or ENTITY/name;
+    /// repeatable); `statement tier` sets it for good.
     #[arg(long = "private")]
     private: Vec<String>,
-    /// A price to value the holdings with, as CURRENCY=PRICE (repeatable), e.g. USD=119501.66.
+    /// A price given by hand, as CURRENCY=PRICE (repeatable), e.g. USD=119501.66.
     #[arg(long = "price")]
     prices: Vec<String>,
-    /// Day of the prices (default: the block's UTC day).
+    /// Day of the hand-given prices (default: the block's UTC day).
     #[arg(long)]
     price_date: Option<String>,
-    /// Where the prices come from.
+    /// Where the hand-given prices come from.
     #[arg(long, default_value = "given on the command line")]
     price_source: String,
     /// The office's signing key (PKCS#8 PEM).
@@ -82,43 +116,322 @@ pub struct VerifyArgs {
     json: bool,
 }
 
-fn date_of(time: u32) -> String {
-    time::OffsetDateTime::from_unix_timestamp(i64::from(time))
-        .map(|t| {
-            let d = t.date();
-            format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
-        })
-        .unwrap_or_else(|_| "?".into())
+/// What a statement covers and how it is valued; [`build_statement`] turns it into a
+/// statement from the store.
+#[derive(Debug, Clone, Default)]
+pub struct StatementSpec {
+    /// Height or date; `None` for the synced tip.
+    pub at: Option<String>,
+    /// Entity code; `None` for the only root.
+    pub entity: Option<String>,
+    /// Currencies valued from the stored series.
+    pub currencies: Vec<String>,
+    /// Hand-given prices (`CURRENCY=PRICE`).
+    pub prices: Vec<String>,
+    /// Day of the hand-given prices.
+    pub price_date: Option<String>,
+    /// Source of the hand-given prices.
+    pub price_source: Option<String>,
+    /// Extra private wallets for this statement.
+    pub private: Vec<String>,
+    /// The previous statement file.
+    pub since: Option<PathBuf>,
 }
 
-fn value_of(sats: u64, price: Decimal) -> Decimal {
-    (Decimal::from(sats) * price / Decimal::from(100_000_000u64)).round_dp(2)
+/// Makes, signs and stores a statement (for the CLI and the demo): holdings at `spec.at` of
+/// `spec.entity` and below, valued in `spec.currencies` from the stored series, with the
+/// stored proofs of control for that block and, given `spec.since` (a previous statement
+/// file), the movements since it; signed with the key in `key_path`.
+///
+/// ```ignore
+/// let spec = StatementSpec { at: Some("905000".into()), currencies: vec!["USD".into()], ..Default::default() };
+/// let signed = create_statement(&store, &spec, Path::new("office.key")).await?;
+/// ```
+pub async fn create_statement(
+    store: &Store,
+    spec: &StatementSpec,
+    key_path: &Path,
+) -> anyhow::Result<SignedStatement> {
+    let key = load_signing_key(key_path)?;
+    let st = build_statement(store, spec).await?;
+    let signed = st.sign(&key)?;
+    store
+        .save_statement(&signed)
+        .await
+        .context("cannot store the statement")?;
+    Ok(signed)
 }
 
-async fn create(a: CreateArgs, g: &Globals) -> anyhow::Result<()> {
-    let key = load_signing_key(&a.key)?;
-    let store = g.open_store().await?;
-    let network = store.network();
-    let block = resolve_at(&store, a.at.as_deref()).await?;
-    let entities = store.entities().await?;
-    let root = match &a.entity {
-        Some(c) => store.entity(&EntityCode::parse(c)?).await?,
+/// The root entity a command is about: `--entity`, or the only state registered.
+pub async fn root_entity(store: &Store, entity: Option<&str>) -> anyhow::Result<Entity> {
+    match entity {
+        Some(c) => Ok(store.entity(&EntityCode::parse(c)?).await?),
         None => {
+            let entities = store.entities().await?;
             let roots: Vec<_> = entities.iter().filter(|e| e.parent.is_none()).collect();
             match roots.as_slice() {
-                [one] => (*one).clone(),
+                [one] => Ok((*one).clone()),
+                [] => bail!("no entity is registered: `tesoro entity add` first"),
                 _ => bail!("several states are registered: choose one with --entity CODE"),
             }
         }
+    }
+}
+
+/// Outputs unspent at `height` in the store, by outpoint (what proofs are checked against
+/// when they are added and when a statement is made).
+pub async fn store_unspent(
+    store: &Store,
+    height: u32,
+) -> anyhow::Result<HashMap<bitcoin::OutPoint, bitcoin::TxOut>> {
+    Ok(store
+        .utxos_at(Some(height), None)
+        .await?
+        .into_iter()
+        .map(|u| {
+            (
+                u.outpoint,
+                bitcoin::TxOut {
+                    value: u.value,
+                    script_pubkey: u.script_pubkey,
+                },
+            )
+        })
+        .collect())
+}
+
+fn parse_currency(c: &str) -> anyhow::Result<String> {
+    let cur = c.trim().to_ascii_uppercase();
+    if cur.len() != 3 || !cur.chars().all(|c| c.is_ascii_alphabetic()) {
+        bail!("{c:?} is not a three-letter currency code");
+    }
+    Ok(cur)
+}
+
+async fn valuations(
+    store: &Store,
+    spec: &StatementSpec,
+    block: &BlockMeta,
+    total: u64,
+) -> anyhow::Result<Vec<Valuation>> {
+    let mut out: Vec<Valuation> = Vec::new();
+    let day = utc_day(block.time);
+    if !spec.currencies.is_empty() {
+        let mut book = store.price_book().await?;
+        book.allow_last_known = true;
+        let date = tesoro_core::price::parse_date(&day).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let own = book.currencies();
+        for c in &spec.currencies {
+            let cur = parse_currency(c).with_context(|| format!("--currency {c}"))?;
+            let q = book.btc_price(date, &cur).with_context(|| {
+                format!("--currency {cur}: import prices (`tesoro prices import`) and, for a currency without its own series, FX rates from USD (`tesoro fx import`)")
+            })?;
+            let (source, fx) = if own.contains(&cur) {
+                let src = store.price_source(&fmt_date(q.from), &cur).await?;
+                (src.unwrap_or_else(|| "stored price series".into()), None)
+            } else {
+                let usd = book.btc_price(date, "USD")?;
+                let rate = book.fx(date, "USD", &cur)?;
+                let usd_src = store.price_source(&fmt_date(usd.from), "USD").await?;
+                let fx_src = store.fx_source(&fmt_date(rate.from), "USD", &cur).await?;
+                (
+                    usd_src.unwrap_or_else(|| "stored price series".into()),
+                    Some(FxUsed {
+                        base: "USD".into(),
+                        base_price: usd.value.normalize().to_string(),
+                        rate: rate.value.normalize().to_string(),
+                        date: fmt_date(rate.from),
+                        source: fx_src.unwrap_or_else(|| "stored FX series".into()),
+                    }),
+                )
+            };
+            out.push(Valuation {
+                currency: cur,
+                price: q.value.normalize().to_string(),
+                value: round_money(value_of(total, q.value)).to_string(),
+                date: fmt_date(q.from),
+                source,
+                fx,
+            });
+        }
+    }
+    let price_date = spec.price_date.clone().unwrap_or_else(|| day.clone());
+    for p in &spec.prices {
+        let (cur, val) = p
+            .split_once('=')
+            .with_context(|| format!("--price {p:?}: write CURRENCY=PRICE, e.g. USD=119501.66"))?;
+        let cur = parse_currency(cur).with_context(|| format!("--price {p:?}"))?;
+        let price = Decimal::from_str(val.trim())
+            .with_context(|| format!("--price {p:?}: {val:?} is not a decimal number"))?;
+        if price <= Decimal::ZERO {
+            bail!("--price {p:?}: a price must be positive");
+        }
+        out.push(Valuation {
+            currency: cur,
+            price: price.normalize().to_string(),
+            value: round_money(value_of(total, price)).to_string(),
+            date: price_date.clone(),
+            source: spec
+                .price_source
+                .clone()
+                .unwrap_or_else(|| "given on the command line".into()),
+            fx: None,
+        });
+    }
+    let mut seen = BTreeSet::new();
+    for v in &out {
+        if !seen.insert(v.currency.clone()) {
+            bail!("{} is valued twice: give each currency once", v.currency);
+        }
+    }
+    Ok(out)
+}
+
+/// Reads and checks a previous statement file for `--since`.
+fn read_previous(path: &Path) -> anyhow::Result<(SignedStatement, Statement)> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("--since: cannot read {}", path.display()))?;
+    let signed =
+        SignedStatement::from_json(&text).with_context(|| format!("--since {}", path.display()))?;
+    let st = signed
+        .verify(None)
+        .with_context(|| format!("--since {}", path.display()))?;
+    Ok((signed, st))
+}
+
+async fn movements_since(
+    store: &Store,
+    path: &Path,
+    root: &Entity,
+    block: &BlockMeta,
+    network: ChainNetwork,
+    wallet_ids: &[i64],
+) -> anyhow::Result<Movements> {
+    let (prev_signed, prev) = read_previous(path)?;
+    let where_ = path.display();
+    if prev.institution != root.code.as_str() {
+        bail!(
+            "--since {where_}: that statement covers {}, this one {}",
+            prev.institution,
+            root.code
+        );
+    }
+    if prev.network != network.name() {
+        bail!("--since {where_}: that statement is on {}", prev.network);
+    }
+    if prev.block.height >= block.height {
+        bail!(
+            "--since {where_}: that statement is at height {}, not before {}",
+            prev.block.height,
+            block.height
+        );
+    }
+    match store.block_at(prev.block.height).await? {
+        Some(b) if b.hash.to_string() == prev.block.hash => {}
+        _ => bail!(
+            "--since {where_}: its block {} at height {} is not on this database's chain",
+            prev.block.hash,
+            prev.block.height
+        ),
+    }
+    let opening: u64 = store
+        .utxos_at(Some(prev.block.height), Some(wallet_ids))
+        .await?
+        .iter()
+        .map(|u| u.value.to_sat())
+        .sum();
+    let filter = tesoro_store::reports::MovementFilter {
+        entity: Some(root.code.clone()),
+        ..Default::default()
     };
+    let list = tesoro_store::reports::movements(store, &filter, Default::default())
+        .await
+        .context("cannot classify the movements")?;
+    let mut acq: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut disp: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut m = Movements {
+        since: PreviousStatement {
+            height: prev.block.height,
+            hash: prev.block.hash.clone(),
+            sha256: prev_signed.sha256.clone(),
+            total_sats: prev.total_sats,
+        },
+        opening_sats: opening,
+        acquisitions: vec![],
+        internal_count: 0,
+        internal_in_sats: 0,
+        internal_out_sats: 0,
+        disposals: vec![],
+        fee_count: 0,
+        fee_sats: 0,
+    };
+    for r in list
+        .movements
+        .iter()
+        .filter(|r| r.height > prev.block.height && r.height <= block.height)
+    {
+        let class = Class::from_str(&r.class).map_err(|e| anyhow::anyhow!("{e}"))?;
+        // A movement can carry several parts; each part goes to its class so that the parts
+        // always add up to the change in holdings.
+        if r.acquired_sats > 0 {
+            let kind = if class == Class::Acquisition {
+                r.kind.clone()
+            } else {
+                Kind::UnclassifiedAcquisition.as_str().to_string()
+            };
+            let e = acq.entry(kind).or_default();
+            e.0 += 1;
+            e.1 += r.acquired_sats;
+        }
+        if r.disposed_sats > 0 {
+            let kind = if class == Class::Disposal {
+                r.kind.clone()
+            } else {
+                Kind::UnclassifiedDisposal.as_str().to_string()
+            };
+            let e = disp.entry(kind).or_default();
+            e.0 += 1;
+            e.1 += r.disposed_sats;
+        }
+        if r.internal_in_sats > 0 || r.internal_out_sats > 0 {
+            m.internal_count += 1;
+            m.internal_in_sats += r.internal_in_sats;
+            m.internal_out_sats += r.internal_out_sats;
+        }
+        if r.fee_sats > 0 {
+            m.fee_count += 1;
+            m.fee_sats += r.fee_sats;
+        }
+    }
+    let totals = |map: BTreeMap<String, (u64, u64)>| {
+        map.into_iter()
+            .map(|(kind, (count, sats))| KindTotal { kind, count, sats })
+            .collect()
+    };
+    m.acquisitions = totals(acq);
+    m.disposals = totals(disp);
+    Ok(m)
+}
+
+/// Builds (does not sign) the statement `spec` describes from the store.
+pub async fn build_statement(store: &Store, spec: &StatementSpec) -> anyhow::Result<Statement> {
+    let network = store.network();
+    let block = resolve_at(store, spec.at.as_deref()).await?;
+    let entities = store.entities().await?;
+    let root = root_entity(store, spec.entity.as_deref()).await?;
     let scope: BTreeSet<EntityCode> = store
         .entity_subtree(&root.code)
         .await?
         .into_iter()
         .collect();
     let wallets = store.wallets(Some(&root.code)).await?;
-    let mut private_ids = BTreeSet::new();
-    for p in &a.private {
+    let tiers = store.wallet_tiers().await?;
+    let mut private_ids: BTreeSet<i64> = wallets
+        .iter()
+        .filter(|w| tiers.get(&w.id) == Some(&WalletTier::Private))
+        .map(|w| w.id)
+        .collect();
+    for p in &spec.private {
         private_ids.insert(store.wallet(p).await?.id);
     }
     let by_id: HashMap<i64, &tesoro_store::WalletRow> = wallets.iter().map(|w| (w.id, w)).collect();
@@ -126,6 +439,7 @@ async fn create(a: CreateArgs, g: &Globals) -> anyhow::Result<()> {
     let utxos = store.utxos_at(Some(block.height), Some(&ids)).await?;
 
     let mut listed: BTreeMap<String, StatementAddress> = BTreeMap::new();
+    let mut private_addresses: BTreeSet<String> = BTreeSet::new();
     let mut private_sats = 0u64;
     let mut own: BTreeMap<String, u64> = BTreeMap::new();
     for u in &utxos {
@@ -133,18 +447,21 @@ async fn create(a: CreateArgs, g: &Globals) -> anyhow::Result<()> {
             continue;
         };
         *own.entry(w.entity.to_string()).or_default() += u.value.to_sat();
+        let address = script_address(&u.script_pubkey, network.0).map(|x| x.to_string());
         if private_ids.contains(&w.id) {
             private_sats += u.value.to_sat();
+            if let Some(a) = address {
+                private_addresses.insert(a);
+            }
             continue;
         }
-        let address = script_address(&u.script_pubkey, network.0)
-            .map(|x| x.to_string())
-            .with_context(|| {
-                format!(
-                    "output {} pays a script with no address form; mark its wallet --private",
-                    u.outpoint
-                )
-            })?;
+        let address = address.with_context(|| {
+            format!(
+                "output {} pays a script with no address form; make its wallet private (`tesoro statement tier {} private`)",
+                u.outpoint,
+                w.full_name()
+            )
+        })?;
         let e = listed
             .entry(address.clone())
             .or_insert_with(|| StatementAddress {
@@ -196,30 +513,12 @@ async fn create(a: CreateArgs, g: &Globals) -> anyhow::Result<()> {
         .filter(|u| by_id.contains_key(&u.wallet_id))
         .map(|u| u.value.to_sat())
         .sum();
-    let price_date = a.price_date.clone().unwrap_or_else(|| date_of(block.time));
-    let mut valuations = Vec::new();
-    for p in &a.prices {
-        let (cur, val) = p
-            .split_once('=')
-            .with_context(|| format!("--price {p:?}: write CURRENCY=PRICE, e.g. USD=119501.66"))?;
-        let cur = cur.trim().to_ascii_uppercase();
-        if cur.len() != 3 || !cur.chars().all(|c| c.is_ascii_alphabetic()) {
-            bail!("--price {p:?}: {cur:?} is not a three-letter currency code");
-        }
-        let price = Decimal::from_str(val.trim())
-            .with_context(|| format!("--price {p:?}: {val:?} is not a decimal number"))?;
-        if price <= Decimal::ZERO {
-            bail!("--price {p:?}: a price must be positive");
-        }
-        valuations.push(Valuation {
-            currency: cur,
-            price: price.normalize().to_string(),
-            value: value_of(total, price).to_string(),
-            date: price_date.clone(),
-            source: a.price_source.clone(),
-        });
-    }
-    let st = Statement {
+    let valuations = valuations(store, spec, &block, total).await?;
+    let movements = match &spec.since {
+        Some(p) => Some(movements_since(store, p, &root, &block, network, &ids).await?),
+        None => None,
+    };
+    let mut st = Statement {
         format: FORMAT.into(),
         network: network.name().into(),
         block: PinnedBlock {
@@ -232,7 +531,10 @@ async fn create(a: CreateArgs, g: &Globals) -> anyhow::Result<()> {
         addresses: listed.into_values().collect(),
         private_sats,
         total_sats: total,
+        movements,
         valuations,
+        challenge: String::new(),
+        proofs: Vec::new(),
         software: Software {
             name: "tesoro".into(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -242,14 +544,97 @@ async fn create(a: CreateArgs, g: &Globals) -> anyhow::Result<()> {
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
     };
+    st.challenge = st.expected_challenge();
+    attach_proofs(store, &mut st, &private_addresses).await?;
+    Ok(st)
+}
+
+/// Attaches the stored proofs for the statement's block, re-checked against the store, and
+/// marks the addresses they cover `verified`. Proofs that would reveal a private address are
+/// left out.
+async fn attach_proofs(
+    store: &Store,
+    st: &mut Statement,
+    private_addresses: &BTreeSet<String>,
+) -> anyhow::Result<()> {
+    let stored = store.proofs(&st.institution, Some(&st.block.hash)).await?;
+    if stored.is_empty() {
+        return Ok(());
+    }
+    let listed: BTreeSet<String> = st.addresses.iter().map(|a| a.address.clone()).collect();
+    st.proofs = stored.into_iter().map(|p| p.proof).collect();
+    let unspent = store_unspent(store, st.block.height).await?;
+    let network = store.network();
+    let outcomes = tesoro_proof::check::check_proofs(st, network, &unspent);
+    let mut keep = Vec::new();
+    let mut verified: BTreeSet<String> = BTreeSet::new();
+    for o in &outcomes {
+        if !o.ok {
+            tracing::warn!(
+                "stored proof {} ({}) left out: {}",
+                o.index,
+                o.subject,
+                o.detail
+            );
+            continue;
+        }
+        if o.addresses.iter().any(|a| private_addresses.contains(a)) {
+            tracing::warn!(
+                "proof {} ({}) left out: it names a private address",
+                o.index,
+                o.subject
+            );
+            continue;
+        }
+        if !o.addresses.iter().any(|a| listed.contains(a)) {
+            continue;
+        }
+        verified.extend(o.addresses.iter().cloned());
+        keep.push(o.index);
+    }
+    let all = std::mem::take(&mut st.proofs);
+    st.proofs = all
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| keep.contains(i))
+        .map(|(_, p)| p)
+        .collect::<Vec<Proof>>();
+    for a in &mut st.addresses {
+        if verified.contains(&a.address) {
+            a.tier = Tier::Verified;
+        }
+    }
+    Ok(())
+}
+
+async fn create(a: CreateArgs, g: &Globals) -> anyhow::Result<()> {
+    // Read the key first: a missing key fails before any work.
+    load_signing_key(&a.key)?;
+    let store = g.open_store().await?;
+    let spec = StatementSpec {
+        at: a.at.clone(),
+        entity: a.entity.clone(),
+        currencies: a.currency.clone(),
+        prices: a.prices.clone(),
+        price_date: a.price_date.clone(),
+        price_source: Some(a.price_source.clone()),
+        private: a.private.clone(),
+        since: a.since.clone(),
+    };
+    let signed = create_statement(&store, &spec, &a.key).await?;
     store.close().await;
-    let signed = st.sign(&key)?;
+    let st: Statement = serde_json::from_value(signed.statement.clone())?;
     let text = serde_json::to_string_pretty(&signed)?;
     // Write beside, then rename: a reader never sees half a statement.
     let tmp = a.out.with_extension("json.partial");
     std::fs::write(&tmp, text.as_bytes())
         .with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, &a.out).with_context(|| format!("cannot write {}", a.out.display()))?;
+    let verified = st
+        .addresses
+        .iter()
+        .filter(|x| x.tier == Tier::Verified)
+        .count();
     if a.json {
         return output::json(&serde_json::json!({
             "file": a.out.display().to_string(),
@@ -257,17 +642,21 @@ async fn create(a: CreateArgs, g: &Globals) -> anyhow::Result<()> {
             "height": st.block.height,
             "hash": st.block.hash,
             "total_sats": st.total_sats,
+            "private_sats": st.private_sats,
             "addresses": st.addresses.len(),
-            "public_key": public_hex(&key.verifying_key()),
+            "verified_addresses": verified,
+            "proofs": st.proofs.len(),
+            "public_key": st.public_key,
         }));
     }
     println!(
-        "statement of {} at height {} ({}): {} BTC at {} listed addresses{}\nsha256 {}\nwritten to {}",
+        "statement of {} at height {} ({}): {} BTC at {} listed addresses ({} verified by proof){}\nsha256 {}\nwritten to {}",
         st.institution,
         st.block.height,
-        date_of(st.block.time),
+        utc_day(st.block.time),
         btc(st.total_sats),
         st.addresses.len(),
+        verified,
         if st.private_sats > 0 { format!(" (+{} BTC private)", btc(st.private_sats)) } else { String::new() },
         signed.sha256,
         a.out.display()
@@ -293,6 +682,9 @@ struct VerifyOut {
     addresses_checked: usize,
     total_sats: u64,
     private_sats_not_verifiable: u64,
+    verified_addresses: usize,
+    proofs: Vec<tesoro_proof::check::ProofOutcome>,
+    movements_checked: bool,
     discrepancies: Vec<Discrepancy>,
 }
 
@@ -315,7 +707,7 @@ async fn verify(a: VerifyArgs) -> anyhow::Result<()> {
     let path = PathBuf::from(path);
     let st2 = st.clone();
     let from = a.from;
-    let (found, mut discrepancies) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+    let (found, mut discrepancies, proofs) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let dir = tesoro_chain::BlocksDir::open(&path, network.0)
             .with_context(|| format!("cannot read the blocks dir {}", path.display()))?;
         let index = dir.index()?;
@@ -348,8 +740,33 @@ async fn verify(a: VerifyArgs) -> anyhow::Result<()> {
             let w = parse_address(&addr.address, &format!("addresses[{i}]"), network)?;
             scripts.push(w.script_pubkey);
         }
+        let listed = scripts.len();
+        // The scripts BIP-127 proofs claim to spend ride along in the same scan: the proofs
+        // are then checked against what this node had unspent at the statement's height.
+        let known: BTreeSet<bitcoin::ScriptBuf> = scripts.iter().cloned().collect();
+        scripts.extend(
+            tesoro_proof::check::scripts_needed(&st2)
+                .into_iter()
+                .filter(|s| !known.contains(s)),
+        );
         let found = tesoro_chain::rederive::utxos_at(&dir, &index, &scripts, from, st2.block.height)?;
-        Ok((found, disc))
+        let unspent: HashMap<bitcoin::OutPoint, bitcoin::TxOut> = found
+            .iter()
+            .filter_map(|f| {
+                scripts.get(f.script).map(|s| {
+                    (
+                        f.outpoint,
+                        bitcoin::TxOut {
+                            value: f.value,
+                            script_pubkey: s.clone(),
+                        },
+                    )
+                })
+            })
+            .collect();
+        let proofs = tesoro_proof::check::check_proofs(&st2, network, &unspent);
+        let found: Vec<_> = found.into_iter().filter(|f| f.script < listed).collect();
+        Ok((found, disc, proofs))
     })
     .await??;
     let mut by_addr: Vec<Vec<(String, u64)>> = vec![Vec::new(); st.addresses.len()];
@@ -397,6 +814,27 @@ async fn verify(a: VerifyArgs) -> anyhow::Result<()> {
             }
         }
     }
+    for p in proofs.iter().filter(|p| !p.ok) {
+        discrepancies.push(Discrepancy {
+            address: p.subject.clone(),
+            what: format!("proof {} ({})", p.index, p.kind),
+            expected: "valid".into(),
+            found: p.detail.clone(),
+        });
+    }
+    for a in tesoro_proof::check::unproven_verified(&st, &proofs) {
+        discrepancies.push(Discrepancy {
+            address: a,
+            what: "tier".into(),
+            expected: "verified".into(),
+            found: "no valid proof covers it".into(),
+        });
+    }
+    let verified_addresses = st
+        .addresses
+        .iter()
+        .filter(|a| a.tier == Tier::Verified)
+        .count();
     let out = VerifyOut {
         ok: discrepancies.is_empty(),
         sha256: signed.sha256.clone(),
@@ -406,6 +844,9 @@ async fn verify(a: VerifyArgs) -> anyhow::Result<()> {
         addresses_checked: st.addresses.len(),
         total_sats: st.total_sats,
         private_sats_not_verifiable: st.private_sats,
+        verified_addresses,
+        movements_checked: st.movements.is_some(),
+        proofs,
         discrepancies,
     };
     if a.json {
@@ -433,6 +874,24 @@ async fn verify(a: VerifyArgs) -> anyhow::Result<()> {
                 "DISCREPANCIES"
             }
         );
+        if !out.proofs.is_empty() {
+            let good = out.proofs.iter().filter(|p| p.ok).count();
+            println!(
+                "proofs of control: {good} of {} valid at height {} on your node; {} addresses verified",
+                out.proofs.len(),
+                out.height,
+                out.verified_addresses
+            );
+        }
+        if let Some(m) = &st.movements {
+            println!(
+                "movements since height {} (statement {}): opening {} BTC, closing {} BTC; they add up",
+                m.since.height,
+                m.since.sha256,
+                btc(m.opening_sats),
+                btc(st.total_sats)
+            );
+        }
         if out.private_sats_not_verifiable > 0 {
             println!(
                 "{} BTC are at private (unlisted) addresses: counted in the total, not verifiable",
@@ -471,9 +930,115 @@ async fn verify(a: VerifyArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn list(json: bool, g: &Globals) -> anyhow::Result<()> {
+    let store = g.open_store().await?;
+    let rows = store.statements().await?;
+    store.close().await;
+    if json {
+        #[derive(Serialize)]
+        struct Row<'a> {
+            sha256: &'a str,
+            entity: &'a str,
+            height: u32,
+            block_hash: &'a str,
+            total_sats: u64,
+            public_key: &'a str,
+            created_at: &'a str,
+        }
+        let v: Vec<Row> = rows
+            .iter()
+            .map(|r| Row {
+                sha256: &r.sha256,
+                entity: &r.entity,
+                height: r.height,
+                block_hash: &r.block_hash,
+                total_sats: r.total_sats,
+                public_key: &r.public_key,
+                created_at: &r.created_at,
+            })
+            .collect();
+        return output::json(&v);
+    }
+    if rows.is_empty() {
+        println!("no statements yet: `tesoro statement create`");
+        return Ok(());
+    }
+    let t = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.entity.clone(),
+                r.height.to_string(),
+                btc(r.total_sats),
+                r.sha256.clone(),
+                r.created_at.clone(),
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        output::table(&["entity", "height", "BTC", "sha256", "made"], t, &[1, 2])
+    );
+    Ok(())
+}
+
+async fn tier(wallet: &str, tier: &str, g: &Globals) -> anyhow::Result<()> {
+    let t = WalletTier::from_str(tier).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let store = g.open_store().await?;
+    let w = store.wallet(wallet).await?;
+    store.set_wallet_tier(w.id, t).await?;
+    store.close().await;
+    println!(
+        "{}: {} in statements",
+        w.full_name(),
+        match t {
+            WalletTier::Private => "counted, not listed",
+            WalletTier::Published => "listed",
+        }
+    );
+    Ok(())
+}
+
+async fn tiers(json: bool, g: &Globals) -> anyhow::Result<()> {
+    let store = g.open_store().await?;
+    let wallets = store.wallets(None).await?;
+    let tiers = store.wallet_tiers().await?;
+    store.close().await;
+    let rows: Vec<(String, &'static str)> = wallets
+        .iter()
+        .map(|w| {
+            (
+                w.full_name(),
+                tiers
+                    .get(&w.id)
+                    .copied()
+                    .unwrap_or(WalletTier::Published)
+                    .as_str(),
+            )
+        })
+        .collect();
+    if json {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|(w, t)| serde_json::json!({"wallet": w, "tier": t}))
+            .collect();
+        return output::json(&v);
+    }
+    let t = rows
+        .into_iter()
+        .map(|(w, t)| vec![w, t.to_string()])
+        .collect();
+    println!("{}", output::table(&["wallet", "tier"], t, &[]));
+    Ok(())
+}
+
+/// Runs a `tesoro statement` command.
 pub async fn run(cmd: StatementCmd, g: &Globals) -> anyhow::Result<()> {
     match cmd {
         StatementCmd::Create(a) => create(a, g).await,
         StatementCmd::Verify(a) => verify(a).await,
+        StatementCmd::List { json } => list(json, g).await,
+        StatementCmd::Tier { wallet, tier: t } => tier(&wallet, &t, g).await,
+        StatementCmd::Tiers { json } => tiers(json, g).await,
     }
 }
