@@ -9,6 +9,7 @@
 //! miniscript types at the edges, so figures are sats and scripts, never floats or strings.
 #![warn(missing_docs)]
 
+pub mod bundle;
 pub mod canonical;
 pub mod chain;
 pub mod classify;

@@ -27,18 +27,42 @@
 //! kind = "silent-wallet"        # a wallet with no movement for more than max_days
 //! entity = "SV"
 //! max_days = 365
+//!
+//! [[rule]]
+//! kind = "no-net-accumulation"  # the IMF condition: acquisitions minus disposals and fees
+//! entity = "SV"                 # over the period stay at or below max_btc (default 0);
+//! from = "2025-01-31"           # internal transfers never count, and the acquisition kinds
+//! exclude = ["seizure"]         # in `exclude` (default: seizure) are left out
+//!
+//! [[rule]]
+//! kind = "unknown-counterparty" # a disposal paying an address that is neither in `known`
+//! entity = "SV"                 # nor in the classification rules (`movements rules`)
+//! known = ["bcrt1q..."]
 //! ```
 //!
-//! Evaluation is pure: the caller gives the address histories and the disposals up to the
-//! height checked.
+//! Evaluation is pure: the caller gives the address histories, the classified flows and the
+//! disposals up to the height checked. Each violation carries a stable [`Violation::id`]: a
+//! hash of the rule, the entity, the height it started and the address and transaction that
+//! started it (amounts left out, so a balance that keeps growing over a cap is one alert).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::movement::{Class, Kind};
+use crate::price::{fmt_date, parse_date};
+
+/// The acquisition kinds `no-net-accumulation` leaves out unless told otherwise: seized coins,
+/// which the IMF condition on El Salvador excludes from "voluntary accumulation".
+pub const DEFAULT_EXCLUDED: [&str; 1] = ["seizure"];
+
+fn default_excluded() -> Vec<String> {
+    DEFAULT_EXCLUDED.iter().map(|s| s.to_string()).collect()
+}
+
 /// A rule as written in the policy file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Rule {
     /// No disposal of any kind.
     NoSale {
@@ -73,6 +97,33 @@ pub enum Rule {
         /// Days.
         max_days: u32,
     },
+    /// Acquisitions (kinds in `exclude` left out) minus disposals and fees within the period
+    /// stay at or below `max_btc`. Internal transfers never count.
+    NoNetAccumulation {
+        /// Entity code.
+        entity: String,
+        /// First day counted (YYYY-MM-DD); default: the first movement.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        /// Last day counted (YYYY-MM-DD); default: the day checked.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+        /// Acquisition kinds not counted (default: `["seizure"]`).
+        #[serde(default = "default_excluded")]
+        exclude: Vec<String>,
+        /// Allowance in BTC (default 0).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_btc: Option<String>,
+    },
+    /// Every address a disposal pays is known: listed in `known` or in the classification
+    /// rules' counterparties.
+    UnknownCounterparty {
+        /// Entity code.
+        entity: String,
+        /// Known addresses besides the classification rules' counterparties.
+        #[serde(default)]
+        known: Vec<String>,
+    },
 }
 
 impl Rule {
@@ -83,11 +134,26 @@ impl Rule {
             | Rule::CapPerAddress { entity, .. }
             | Rule::ExposedPublicKey { entity }
             | Rule::Outflow { entity, .. }
-            | Rule::SilentWallet { entity, .. } => entity,
+            | Rule::SilentWallet { entity, .. }
+            | Rule::NoNetAccumulation { entity, .. }
+            | Rule::UnknownCounterparty { entity, .. } => entity,
         }
     }
 
-    /// The rule's name in output.
+    /// The kind as written in the file.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Rule::NoSale { .. } => "no-sale",
+            Rule::CapPerAddress { .. } => "cap-per-address",
+            Rule::ExposedPublicKey { .. } => "exposed-public-key",
+            Rule::Outflow { .. } => "outflow",
+            Rule::SilentWallet { .. } => "silent-wallet",
+            Rule::NoNetAccumulation { .. } => "no-net-accumulation",
+            Rule::UnknownCounterparty { .. } => "unknown-counterparty",
+        }
+    }
+
+    /// The rule's name in output: its kind and parameters.
     pub fn name(&self) -> String {
         match self {
             Rule::NoSale { .. } => "no-sale".into(),
@@ -99,6 +165,43 @@ impl Rule {
                 ..
             } => format!("outflow over {max_btc} BTC in {window_days} days"),
             Rule::SilentWallet { max_days, .. } => format!("silent-wallet over {max_days} days"),
+            Rule::NoNetAccumulation {
+                from,
+                to,
+                max_btc,
+                exclude,
+                ..
+            } => {
+                let mut s = "no-net-accumulation".to_string();
+                if let Some(f) = from {
+                    s.push_str(&format!(" from {f}"));
+                }
+                if let Some(t) = to {
+                    s.push_str(&format!(" to {t}"));
+                }
+                if let Some(m) = max_btc {
+                    s.push_str(&format!(" over {m} BTC"));
+                }
+                if !exclude.is_empty() {
+                    s.push_str(&format!(" excluding {}", exclude.join(",")));
+                }
+                s
+            }
+            Rule::UnknownCounterparty { .. } => "unknown-counterparty".into(),
+        }
+    }
+
+    /// Parameters in one line (`-` when none), for tables.
+    pub fn params(&self) -> String {
+        let name = self.name();
+        match name.split_once(' ') {
+            Some((_, rest)) => rest.to_string(),
+            None => match self {
+                Rule::UnknownCounterparty { known, .. } if !known.is_empty() => {
+                    format!("{} known addresses", known.len())
+                }
+                _ => "-".into(),
+            },
         }
     }
 }
@@ -126,14 +229,14 @@ pub fn btc_to_sats(s: &str) -> Option<u64> {
     if d.is_sign_negative() {
         return None;
     }
-    let sats = d * rust_decimal::Decimal::from(100_000_000u64);
+    let sats = d.checked_mul(rust_decimal::Decimal::from(100_000_000u64))?;
     if sats.fract() != rust_decimal::Decimal::ZERO {
         return None;
     }
     u64::try_from(sats).ok()
 }
 
-/// Reads and checks a policy file.
+/// Reads and checks a policy file: every rule's amounts, days, dates and kinds.
 pub fn parse_rules(file: &str, text: &str) -> Result<Vec<Rule>, PolicyError> {
     let err = |reason: String| PolicyError {
         file: file.to_string(),
@@ -142,19 +245,68 @@ pub fn parse_rules(file: &str, text: &str) -> Result<Vec<Rule>, PolicyError> {
     let parsed: PolicyFile = toml::from_str(text).map_err(|e| err(e.to_string()))?;
     for (i, r) in parsed.rules.iter().enumerate() {
         let n = i + 1;
+        let at = format!("rule {n} ({})", r.kind());
+        if r.entity().trim().is_empty() {
+            return Err(err(format!("{at}: entity is empty")));
+        }
         if let Rule::CapPerAddress { max_btc, .. } | Rule::Outflow { max_btc, .. } = r {
             if btc_to_sats(max_btc).is_none_or(|s| s == 0) {
                 return Err(err(format!(
-                    "rule {n} ({}): max_btc {max_btc:?} must be a positive amount with at most 8 decimals",
-                    r.name()
+                    "{at}: max_btc {max_btc:?} must be a positive amount with at most 8 decimals"
                 )));
             }
         }
-        if let Rule::Outflow { window_days: 0, .. } = r {
-            return Err(err(format!("rule {n}: window_days must be at least 1")));
-        }
-        if let Rule::SilentWallet { max_days: 0, .. } = r {
-            return Err(err(format!("rule {n}: max_days must be at least 1")));
+        match r {
+            Rule::Outflow { window_days: 0, .. } => {
+                return Err(err(format!("{at}: window_days must be at least 1")));
+            }
+            Rule::SilentWallet { max_days: 0, .. } => {
+                return Err(err(format!("{at}: max_days must be at least 1")));
+            }
+            Rule::NoNetAccumulation {
+                from,
+                to,
+                exclude,
+                max_btc,
+                ..
+            } => {
+                let f = from
+                    .as_deref()
+                    .map(parse_date)
+                    .transpose()
+                    .map_err(|e| err(format!("{at}, from: {e}")))?;
+                let t = to
+                    .as_deref()
+                    .map(parse_date)
+                    .transpose()
+                    .map_err(|e| err(format!("{at}, to: {e}")))?;
+                if let (Some(f), Some(t)) = (f, t) {
+                    if t < f {
+                        return Err(err(format!("{at}: to {t} is before from {f}")));
+                    }
+                }
+                if let Some(m) = max_btc {
+                    if btc_to_sats(m).is_none() {
+                        return Err(err(format!(
+                            "{at}: max_btc {m:?} must be an amount with at most 8 decimals"
+                        )));
+                    }
+                }
+                for k in exclude {
+                    let kind: Kind = k.parse().map_err(|e| err(format!("{at}, exclude: {e}")))?;
+                    if kind.class() != Class::Acquisition {
+                        return Err(err(format!(
+                            "{at}, exclude: {kind} is not an acquisition kind (use purchase, mining, seizure, donation or unclassified-acquisition)"
+                        )));
+                    }
+                }
+            }
+            Rule::UnknownCounterparty { known, .. } => {
+                if let Some(a) = known.iter().find(|a| a.trim().is_empty()) {
+                    return Err(err(format!("{at}, known: an empty address {a:?}")));
+                }
+            }
+            _ => {}
         }
     }
     Ok(parsed.rules)
@@ -186,6 +338,15 @@ pub struct AddressHistory {
     pub events: Vec<AddressEvent>,
 }
 
+/// An outside address a disposal paid, and how much.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payee {
+    /// Address (or `script:hex`).
+    pub address: String,
+    /// Sats paid to it.
+    pub sats: u64,
+}
+
 /// A transaction that moved value out of the state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Disposal {
@@ -198,11 +359,47 @@ pub struct Disposal {
     /// Sats that left the state (fee excluded).
     pub sats: u64,
     /// Outside addresses paid.
-    pub to: Vec<String>,
+    pub to: Vec<Payee>,
+}
+
+/// One classified movement of an entity in the rule's scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flow {
+    /// Transaction.
+    pub txid: String,
+    /// Block height.
+    pub height: u32,
+    /// Block time.
+    pub time: u32,
+    /// Final kind (chain, rule, record or manual classification).
+    pub kind: Kind,
+    /// Sats that came from outside the state.
+    pub acquired: u64,
+    /// Sats that left the state.
+    pub disposed: u64,
+    /// Network fee the state paid.
+    pub fee: u64,
+    /// The entity's addresses that received coins in it.
+    pub addresses: Vec<String>,
+}
+
+/// Everything a rule is evaluated over, for one entity's subtree, up to the height checked.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    /// Address histories.
+    pub addresses: &'a [AddressHistory],
+    /// Disposals, one per transaction.
+    pub disposals: &'a [Disposal],
+    /// Classified movements in chain order.
+    pub flows: &'a [Flow],
+    /// Addresses named in the classification rules' counterparties.
+    pub known_counterparties: &'a BTreeSet<String>,
+    /// Block time of the height checked.
+    pub now: u32,
 }
 
 /// One piece of evidence.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Evidence {
     /// Address involved.
     pub address: Option<String>,
@@ -215,8 +412,11 @@ pub struct Evidence {
 }
 
 /// A broken rule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Violation {
+    /// Stable identity (hex SHA-256 of rule, entity, start height, and the address and
+    /// transaction that started it): the same violation seen again has the same id.
+    pub id: String,
     /// Rule name.
     pub rule: String,
     /// Entity of the rule.
@@ -227,8 +427,61 @@ pub struct Violation {
     pub since_height: u32,
     /// Block time from which it holds.
     pub since_time: u32,
-    /// Evidence.
+    /// `since_time` as RFC 3339 (UTC).
+    pub since: String,
+    /// Evidence; the first item is what started it.
     pub evidence: Vec<Evidence>,
+}
+
+impl Violation {
+    fn new(
+        rule: &Rule,
+        message: String,
+        since_height: u32,
+        since_time: u32,
+        evidence: Vec<Evidence>,
+    ) -> Violation {
+        let mut v = Violation {
+            id: String::new(),
+            rule: rule.name(),
+            entity: rule.entity().to_string(),
+            message,
+            since_height,
+            since_time,
+            since: rfc3339(since_time),
+            evidence,
+        };
+        v.id = violation_id(&v);
+        v
+    }
+}
+
+fn rfc3339(t: u32) -> String {
+    time::OffsetDateTime::from_unix_timestamp(i64::from(t))
+        .ok()
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| t.to_string())
+}
+
+/// The identity of a violation: hex SHA-256 of
+/// `tesoro-alert/1\n{rule}\n{entity}\n{since_height}\n{address}\n{txid}\n`, address and txid
+/// taken from the first evidence item (empty when absent).
+pub fn violation_id(v: &Violation) -> String {
+    use bitcoin::hashes::{sha256, Hash};
+    let first = v.evidence.first();
+    let text = format!(
+        "tesoro-alert/1\n{}\n{}\n{}\n{}\n{}\n",
+        v.rule,
+        v.entity,
+        v.since_height,
+        first.and_then(|e| e.address.as_deref()).unwrap_or(""),
+        first.and_then(|e| e.txid.as_deref()).unwrap_or(""),
+    );
+    let h = sha256::Hash::hash(text.as_bytes());
+    bitcoin::hex::DisplayHex::to_lower_hex_string(&h.as_byte_array()[..])
 }
 
 fn ev(
@@ -245,44 +498,51 @@ fn ev(
     }
 }
 
-fn btc(sats: u64) -> String {
+/// Sats as a BTC decimal with 8 places.
+pub fn btc(sats: u64) -> String {
     format!("{}.{:08}", sats / 100_000_000, sats % 100_000_000)
 }
 
-/// Evaluates `rule` for one entity's subtree. `now` is the block time of the height checked.
-pub fn evaluate(
-    rule: &Rule,
-    addresses: &[AddressHistory],
-    disposals: &[Disposal],
-    now: u32,
-) -> Vec<Violation> {
+fn signed_btc(v: i64) -> String {
+    if v < 0 {
+        format!("-{}", btc(v.unsigned_abs()))
+    } else {
+        btc(v as u64)
+    }
+}
+
+/// Evaluates `rule` for one entity's subtree.
+pub fn evaluate(rule: &Rule, input: &Inputs<'_>) -> Vec<Violation> {
     let entity = rule.entity().to_string();
+    let addresses = input.addresses;
+    let disposals = input.disposals;
+    let now = input.now;
     let mut out = Vec::new();
     match rule {
         Rule::NoSale { .. } => {
             for d in disposals {
-                out.push(Violation {
-                    rule: rule.name(),
-                    entity: entity.clone(),
-                    message: format!(
+                let to: Vec<&str> = d.to.iter().map(|p| p.address.as_str()).collect();
+                out.push(Violation::new(
+                    rule,
+                    format!(
                         "{} BTC left the state in {} (to {})",
                         btc(d.sats),
                         d.txid,
-                        if d.to.is_empty() {
+                        if to.is_empty() {
                             "unknown scripts".into()
                         } else {
-                            d.to.join(", ")
+                            to.join(", ")
                         }
                     ),
-                    since_height: d.height,
-                    since_time: d.time,
-                    evidence: vec![ev(
-                        d.to.first().map(String::as_str),
+                    d.height,
+                    d.time,
+                    vec![ev(
+                        to.first().copied(),
                         Some(&d.txid),
                         Some(d.height),
                         Some(d.sats),
                     )],
-                });
+                ));
             }
         }
         Rule::CapPerAddress { max_btc, .. } => {
@@ -291,8 +551,8 @@ pub fn evaluate(
                 let mut bal: i64 = 0;
                 let mut above_since: Option<&AddressEvent> = None;
                 for e in &a.events {
-                    bal += e.delta;
-                    if bal > cap as i64 {
+                    bal = bal.saturating_add(e.delta);
+                    if bal > i64::try_from(cap).unwrap_or(i64::MAX) {
                         if above_since.is_none() {
                             above_since = Some(e);
                         }
@@ -301,23 +561,22 @@ pub fn evaluate(
                     }
                 }
                 if let Some(e) = above_since {
-                    out.push(Violation {
-                        rule: rule.name(),
-                        entity: entity.clone(),
-                        message: format!(
+                    out.push(Violation::new(
+                        rule,
+                        format!(
                             "{} holds {} BTC, over the cap of {max_btc} BTC",
                             a.address,
-                            btc(bal as u64)
+                            signed_btc(bal)
                         ),
-                        since_height: e.height,
-                        since_time: e.time,
-                        evidence: vec![ev(
+                        e.height,
+                        e.time,
+                        vec![ev(
                             Some(&a.address),
                             Some(&e.txid),
                             Some(e.height),
-                            Some(bal as u64),
+                            Some(bal.max(0) as u64),
                         )],
-                    });
+                    ));
                 }
             }
         }
@@ -340,23 +599,22 @@ pub fn evaluate(
                     (None, false) => (None, String::new()),
                 };
                 if let Some(e) = since {
-                    out.push(Violation {
-                        rule: rule.name(),
-                        entity: entity.clone(),
-                        message: format!(
+                    out.push(Violation::new(
+                        rule,
+                        format!(
                             "{} still holds {} BTC and {why}",
                             a.address,
                             btc(bal as u64)
                         ),
-                        since_height: e.height,
-                        since_time: e.time,
-                        evidence: vec![ev(
+                        e.height,
+                        e.time,
+                        vec![ev(
                             Some(&a.address),
                             Some(&e.txid),
                             Some(e.height),
                             Some(bal as u64),
                         )],
-                    });
+                    ));
                 }
             }
         }
@@ -374,7 +632,7 @@ pub fn evaluate(
                     let x = per_tx
                         .entry((e.height, e.txid.clone()))
                         .or_insert((e.time, 0));
-                    x.1 += e.delta;
+                    x.1 = x.1.saturating_add(e.delta);
                 }
             }
             let outs: Vec<(u32, u32, String, u64)> = per_tx
@@ -386,27 +644,28 @@ pub fn evaluate(
             let mut start = 0;
             let mut sum: u64 = 0;
             for end in 0..outs.len() {
-                sum += outs[end].3;
-                while u64::from(outs[end].1).saturating_sub(u64::from(outs[start].1)) >= window {
+                sum = sum.saturating_add(outs[end].3);
+                while start < end
+                    && u64::from(outs[end].1).saturating_sub(u64::from(outs[start].1)) >= window
+                {
                     sum -= outs[start].3;
                     start += 1;
                 }
                 if sum > max {
-                    out.push(Violation {
-                        rule: rule.name(),
-                        entity: entity.clone(),
-                        message: format!(
+                    out.push(Violation::new(
+                        rule,
+                        format!(
                             "{} BTC left {entity} in {} transactions within {window_days} days, over {max_btc} BTC",
                             btc(sum),
                             end - start + 1
                         ),
-                        since_height: outs[start].0,
-                        since_time: outs[start].1,
-                        evidence: outs[start..=end]
+                        outs[start].0,
+                        outs[start].1,
+                        outs[start..=end]
                             .iter()
                             .map(|(h, _, txid, s)| ev(None, Some(txid), Some(*h), Some(*s)))
                             .collect(),
-                    });
+                    ));
                     // One violation per burst: start afresh after it.
                     start = end + 1;
                     sum = 0;
@@ -426,23 +685,166 @@ pub fn evaluate(
             let limit = u64::from(*max_days) * 86_400;
             for (wallet, e) in last {
                 if u64::from(now).saturating_sub(u64::from(e.time)) > limit {
-                    out.push(Violation {
-                        rule: rule.name(),
-                        entity: entity.clone(),
-                        message: format!(
+                    out.push(Violation::new(
+                        rule,
+                        format!(
                             "wallet {wallet} has not moved since height {} ({} days)",
                             e.height,
-                            (now - e.time) / 86_400
+                            now.saturating_sub(e.time) / 86_400
                         ),
-                        since_height: e.height,
-                        since_time: e.time.saturating_add(limit as u32),
-                        evidence: vec![ev(None, Some(&e.txid), Some(e.height), None)],
-                    });
+                        e.height,
+                        u32::try_from(u64::from(e.time).saturating_add(limit)).unwrap_or(u32::MAX),
+                        vec![ev(None, Some(&e.txid), Some(e.height), None)],
+                    ));
+                }
+            }
+        }
+        Rule::NoNetAccumulation {
+            from,
+            to,
+            exclude,
+            max_btc,
+            ..
+        } => {
+            out.extend(net_accumulation(
+                rule,
+                input,
+                from.as_deref(),
+                to.as_deref(),
+                exclude,
+                max_btc.as_deref(),
+            ));
+        }
+        Rule::UnknownCounterparty { known, .. } => {
+            let own: BTreeSet<&str> = known.iter().map(|a| a.trim()).collect();
+            let is_known = |a: &str| own.contains(a) || input.known_counterparties.contains(a);
+            for d in disposals {
+                if d.to.is_empty() {
+                    out.push(Violation::new(
+                        rule,
+                        format!(
+                            "{} BTC left the state in {} to scripts with no address",
+                            btc(d.sats),
+                            d.txid
+                        ),
+                        d.height,
+                        d.time,
+                        vec![ev(None, Some(&d.txid), Some(d.height), Some(d.sats))],
+                    ));
+                }
+                for p in d.to.iter().filter(|p| !is_known(&p.address)) {
+                    out.push(Violation::new(
+                        rule,
+                        format!(
+                            "{} BTC paid to {}, which no counterparty rule or known list names, in {}",
+                            btc(p.sats),
+                            p.address,
+                            d.txid
+                        ),
+                        d.height,
+                        d.time,
+                        vec![ev(
+                            Some(&p.address),
+                            Some(&d.txid),
+                            Some(d.height),
+                            Some(p.sats),
+                        )],
+                    ));
                 }
             }
         }
     }
     out
+}
+
+fn net_accumulation(
+    rule: &Rule,
+    input: &Inputs<'_>,
+    from: Option<&str>,
+    to: Option<&str>,
+    exclude: &[String],
+    max_btc: Option<&str>,
+) -> Option<Violation> {
+    let from = from.and_then(|s| parse_date(s).ok());
+    let to = to.and_then(|s| parse_date(s).ok());
+    let allowance = i64::try_from(max_btc.and_then(btc_to_sats).unwrap_or(0)).unwrap_or(i64::MAX);
+    let excluded: BTreeSet<Kind> = exclude.iter().filter_map(|k| k.parse().ok()).collect();
+    let mut net: i64 = 0;
+    let (mut acquired, mut left_out, mut disposed, mut fees) = (0u64, 0u64, 0u64, 0u64);
+    // Counted acquisitions per transaction, in chain order: the evidence.
+    let mut counted: Vec<(u32, u32, String, u64, Option<String>)> = Vec::new();
+    let mut above_since: Option<usize> = None;
+    let mut first_day = None;
+    let mut last_day = None;
+    for f in input.flows {
+        let day = crate::movement::date_of_unix(i64::from(f.time));
+        if from.is_some_and(|d| day < d) || to.is_some_and(|d| day > d) {
+            continue;
+        }
+        first_day.get_or_insert(day);
+        last_day = Some(day);
+        if f.acquired > 0 {
+            let kind = if f.kind.class() == Class::Acquisition {
+                f.kind
+            } else {
+                Kind::UnclassifiedAcquisition
+            };
+            if excluded.contains(&kind) {
+                left_out = left_out.saturating_add(f.acquired);
+            } else {
+                acquired = acquired.saturating_add(f.acquired);
+                net = net.saturating_add(i64::try_from(f.acquired).unwrap_or(i64::MAX));
+                match counted.last_mut() {
+                    Some(c) if c.2 == f.txid => c.3 = c.3.saturating_add(f.acquired),
+                    _ => counted.push((
+                        f.height,
+                        f.time,
+                        f.txid.clone(),
+                        f.acquired,
+                        f.addresses.first().cloned(),
+                    )),
+                }
+            }
+        }
+        disposed = disposed.saturating_add(f.disposed);
+        fees = fees.saturating_add(f.fee);
+        net = net
+            .saturating_sub(i64::try_from(f.disposed).unwrap_or(i64::MAX))
+            .saturating_sub(i64::try_from(f.fee).unwrap_or(i64::MAX));
+        if net > allowance {
+            if above_since.is_none() {
+                above_since = counted.len().checked_sub(1);
+            }
+        } else {
+            above_since = None;
+        }
+    }
+    let start = above_since?;
+    let (h, t, _, _, _) = counted.get(start)?.clone();
+    let period = match (from.or(first_day), to.or(last_day)) {
+        (Some(a), Some(b)) => format!("{} to {}", fmt_date(a), fmt_date(b)),
+        _ => "the period".into(),
+    };
+    let excluded_names: Vec<&str> = excluded.iter().map(|k| k.as_str()).collect();
+    Some(Violation::new(
+        rule,
+        format!(
+            "{} BTC net accumulation from {period}: acquired {} BTC (not counting {} BTC of {}), disposed {} BTC, fees {} BTC; allowed {} BTC",
+            signed_btc(net),
+            btc(acquired),
+            btc(left_out),
+            if excluded_names.is_empty() { "nothing".to_string() } else { excluded_names.join(", ") },
+            btc(disposed),
+            btc(fees),
+            btc(allowance.max(0) as u64),
+        ),
+        h,
+        t,
+        counted[start..]
+            .iter()
+            .map(|(h, _, txid, s, a)| ev(a.as_deref(), Some(txid), Some(*h), Some(*s)))
+            .collect(),
+    ))
 }
 
 #[cfg(test)]
@@ -469,6 +871,25 @@ mod tests {
 
     const BTC: i64 = 100_000_000;
 
+    fn run(
+        rule: &Rule,
+        addresses: &[AddressHistory],
+        disposals: &[Disposal],
+        now: u32,
+    ) -> Vec<Violation> {
+        let known = BTreeSet::new();
+        evaluate(
+            rule,
+            &Inputs {
+                addresses,
+                disposals,
+                flows: &[],
+                known_counterparties: &known,
+                now,
+            },
+        )
+    }
+
     #[test]
     fn cap_names_the_address_and_when_it_went_over() {
         let r = Rule::CapPerAddress {
@@ -485,13 +906,13 @@ mod tests {
                 e(4, "t4", 60 * BTC),
             ],
         );
-        let v = evaluate(&r, &[a], &[], 0);
+        let v = run(&r, &[a], &[], 0);
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].since_height, 4, "back under at 3, over again from 4");
         assert_eq!(v[0].evidence[0].sats, Some(510 * BTC as u64));
         let b = addr("b", false, vec![e(1, "t1", 500 * BTC)]);
         assert!(
-            evaluate(&r, &[b], &[], 0).is_empty(),
+            run(&r, &[b], &[], 0).is_empty(),
             "exactly at the cap is allowed"
         );
     }
@@ -505,7 +926,7 @@ mod tests {
         let emptied = addr("empty", false, vec![e(1, "t1", 10), e(2, "t2", -10)]);
         let fresh = addr("fresh", false, vec![e(1, "t1", 10)]);
         let taproot = addr("tr", true, vec![e(5, "t5", 10)]);
-        let v = evaluate(&r, &[spent_and_holding, emptied, fresh, taproot], &[], 0);
+        let v = run(&r, &[spent_and_holding, emptied, fresh, taproot], &[], 0);
         let names: Vec<_> = v
             .iter()
             .map(|x| x.evidence[0].address.clone().unwrap())
@@ -534,13 +955,13 @@ mod tests {
             ],
         );
         let b = addr("b", false, vec![e(4, "mv", 100 * BTC)]);
-        let v = evaluate(&r, &[a.clone(), b.clone()], &[], 0);
+        let v = run(&r, &[a.clone(), b.clone()], &[], 0);
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].evidence.len(), 2);
         // Far apart in time: no violation.
         let mut far = a;
         far.events[2].time += 2 * 86_400;
-        assert!(evaluate(&r, &[far, b], &[], 0).is_empty());
+        assert!(run(&r, &[far, b], &[], 0).is_empty());
     }
 
     #[test]
@@ -551,8 +972,8 @@ mod tests {
         };
         let a = addr("a", false, vec![e(1, "t1", 10)]);
         let now = 1_700_000_000 + 600 + 31 * 86_400;
-        assert_eq!(evaluate(&r, std::slice::from_ref(&a), &[], now).len(), 1);
-        assert!(evaluate(&r, &[a], &[], now - 2 * 86_400).is_empty());
+        assert_eq!(run(&r, std::slice::from_ref(&a), &[], now).len(), 1);
+        assert!(run(&r, &[a], &[], now - 2 * 86_400).is_empty());
         let ns = Rule::NoSale {
             entity: "US".into(),
         };
@@ -561,9 +982,12 @@ mod tests {
             height: 9,
             time: 1,
             sats: 5,
-            to: vec!["bc1qexchange".into()],
+            to: vec![Payee {
+                address: "bc1qexchange".into(),
+                sats: 5,
+            }],
         };
-        let v = evaluate(&ns, &[], &[d], 0);
+        let v = run(&ns, &[], &[d], 0);
         assert_eq!(v.len(), 1);
         assert!(v[0].message.contains("bc1qexchange"));
     }
@@ -580,5 +1004,174 @@ mod tests {
         assert!(e.to_string().contains("p.toml"), "{e}");
         assert_eq!(btc_to_sats("500"), Some(50_000_000_000));
         assert_eq!(btc_to_sats("0.000000001"), None);
+    }
+
+    fn flow(height: u32, txid: &str, kind: Kind, acquired: u64, disposed: u64) -> Flow {
+        Flow {
+            txid: txid.into(),
+            height,
+            time: 1_700_000_000 + height * 86_400,
+            kind,
+            acquired,
+            disposed,
+            fee: 0,
+            addresses: vec![format!("addr-{txid}")],
+        }
+    }
+
+    fn accumulation_rule(exclude: &[&str]) -> Rule {
+        Rule::NoNetAccumulation {
+            entity: "SV".into(),
+            from: None,
+            to: None,
+            exclude: exclude.iter().map(|s| s.to_string()).collect(),
+            max_btc: None,
+        }
+    }
+
+    fn run_flows(rule: &Rule, flows: &[Flow]) -> Vec<Violation> {
+        let known = BTreeSet::new();
+        evaluate(
+            rule,
+            &Inputs {
+                addresses: &[],
+                disposals: &[],
+                flows,
+                known_counterparties: &known,
+                now: 0,
+            },
+        )
+    }
+
+    #[test]
+    fn net_accumulation_leaves_out_seizures_and_internal_moves() {
+        let b = BTC as u64;
+        let flows = vec![
+            flow(1, "seized", Kind::Seizure, 5 * b, 0),
+            flow(2, "consolidate", Kind::Consolidation, 0, 0),
+            flow(3, "bought", Kind::Purchase, 2 * b, 0),
+            flow(4, "sold", Kind::Sale, 0, b),
+            flow(5, "bought2", Kind::Purchase, b, 0),
+        ];
+        let v = run_flows(&accumulation_rule(&["seizure"]), &flows);
+        assert_eq!(v.len(), 1);
+        // Net +1 BTC from height 3 on (2 bought, 1 sold, 1 bought): over zero since 3.
+        assert_eq!(v[0].since_height, 3);
+        assert!(
+            v[0].message.starts_with("2.00000000 BTC net"),
+            "{}",
+            v[0].message
+        );
+        let txids: Vec<_> = v[0]
+            .evidence
+            .iter()
+            .map(|e| e.txid.clone().unwrap())
+            .collect();
+        assert_eq!(txids, vec!["bought", "bought2"]);
+        // Counting seizures too (exclude nothing): over from the seizure on.
+        let v = run_flows(&accumulation_rule(&[]), &flows);
+        assert_eq!(v[0].since_height, 1);
+        // Only seizures and internal moves: no violation.
+        assert!(run_flows(&accumulation_rule(&["seizure"]), &flows[..2]).is_empty());
+        // A sale that brings the net back to zero ends the violation.
+        let mut even = flows[..4].to_vec();
+        even.push(flow(6, "sold2", Kind::Sale, 0, b));
+        assert!(run_flows(&accumulation_rule(&["seizure"]), &even).is_empty());
+        // The same violation seen twice has the same id; a new start gives a new id.
+        let a = run_flows(&accumulation_rule(&["seizure"]), &flows);
+        let mut more = flows.clone();
+        more.push(flow(7, "bought3", Kind::Purchase, b, 0));
+        let b2 = run_flows(&accumulation_rule(&["seizure"]), &more);
+        assert_eq!(a[0].id, b2[0].id, "growing evidence keeps the id");
+    }
+
+    #[test]
+    fn unknown_counterparties_name_the_address_and_amount() {
+        let r = Rule::UnknownCounterparty {
+            entity: "SV".into(),
+            known: vec!["bc1qknown".into()],
+        };
+        let d = Disposal {
+            txid: "pay".into(),
+            height: 7,
+            time: 1,
+            sats: 30,
+            to: vec![
+                Payee {
+                    address: "bc1qknown".into(),
+                    sats: 10,
+                },
+                Payee {
+                    address: "bc1qrules".into(),
+                    sats: 5,
+                },
+                Payee {
+                    address: "bc1qstranger".into(),
+                    sats: 15,
+                },
+            ],
+        };
+        let known: BTreeSet<String> = ["bc1qrules".to_string()].into();
+        let v = evaluate(
+            &r,
+            &Inputs {
+                addresses: &[],
+                disposals: &[d],
+                flows: &[],
+                known_counterparties: &known,
+                now: 0,
+            },
+        );
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].evidence[0].address.as_deref(), Some("bc1qstranger"));
+        assert_eq!(v[0].evidence[0].sats, Some(15));
+        assert_eq!(v[0].since_height, 7);
+    }
+
+    #[test]
+    fn new_rules_parse_and_check_their_fields() {
+        let rules = parse_rules(
+            "p.toml",
+            "[[rule]]\nkind = \"no-net-accumulation\"\nentity = \"SV\"\nfrom = \"2025-01-31\"\n\n[[rule]]\nkind = \"unknown-counterparty\"\nentity = \"SV\"\nknown = [\"x\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            rules[0],
+            Rule::NoNetAccumulation {
+                entity: "SV".into(),
+                from: Some("2025-01-31".into()),
+                to: None,
+                exclude: vec!["seizure".into()],
+                max_btc: None,
+            },
+            "seizures are excluded unless the file says otherwise"
+        );
+        for (body, want) in [
+            ("from = \"2025-13-01\"", "from"),
+            ("exclude = [\"sale\"]", "not an acquisition kind"),
+            ("exclude = [\"nonsense\"]", "unknown kind"),
+            ("from = \"2025-02-01\"\nto = \"2025-01-01\"", "before"),
+            ("max_btc = \"1e3\"", "max_btc"),
+            ("colour = \"red\"", "colour"),
+        ] {
+            let text =
+                format!("[[rule]]\nkind = \"no-net-accumulation\"\nentity = \"SV\"\n{body}\n");
+            let e = parse_rules("p.toml", &text).unwrap_err().to_string();
+            assert!(e.contains(want) && e.contains("p.toml"), "{body}: {e}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Any text, and any truncation of a valid file, gives rules or an error naming the
+        /// file: never a panic.
+        #[test]
+        fn rule_files_never_panic(text in "\\PC{0,300}", cut in 0usize..400) {
+            let _ = parse_rules("p.toml", &text);
+            let good = "[[rule]]\nkind = \"no-net-accumulation\"\nentity = \"SV\"\nfrom = \"2025-01-31\"\nexclude = [\"seizure\", \"donation\"]\nmax_btc = \"1.5\"\n[[rule]]\nkind = \"outflow\"\nentity = \"SV\"\nmax_btc = \"100\"\nwindow_days = 7\n";
+            let cut = cut.min(good.len());
+            if let Err(e) = parse_rules("p.toml", &good[..cut]) {
+                proptest::prop_assert!(e.to_string().starts_with("p.toml: "));
+            }
+        }
     }
 }

@@ -52,6 +52,9 @@ pub enum StoreError {
     /// A reference matches several things.
     #[error("{0}")]
     Ambiguous(String),
+    /// Input that cannot be stored (a policy file with a bad rule, a bundle refused).
+    #[error("{0}")]
+    Invalid(String),
     /// Stored data that does not parse back (a bug or a hand-edited database).
     #[error("stored data is damaged: {0}")]
     Corrupt(String),

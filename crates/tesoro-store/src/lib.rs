@@ -9,11 +9,14 @@
 //! heights) and text, never floats; nothing here knows where blocks come from.
 #![warn(missing_docs)]
 
+mod alerts;
 pub mod audit;
 mod chain_index;
 mod error;
 pub mod holdings;
 mod ledger;
+mod partners;
+mod policy;
 mod registry;
 mod statements;
 pub mod reports;
@@ -25,10 +28,13 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor, Row};
 use tesoro_core::ChainNetwork;
 
+pub use alerts::{AlertRow, NewAlert};
 pub use audit::{audit_append, AuditEntry, AuditReport, AuditRow};
 pub use chain_index::{ApplyOutcome, TxTouch, UtxoRow};
 pub use error::{redact_url, StoreError};
 pub use ledger::{ClassifyOutcome, ImportOutcome, RefreshOutcome};
+pub use partners::{BundleFileRow, BundleImport, BundleRow, PartnerRow};
+pub use policy::{PolicyCheck, PolicyImport, PolicySet};
 pub use registry::{NewEntity, NewWallet, NewWalletKind, WalletAddressRow, WalletKind, WalletRow};
 pub use statements::{StoredProof, StoredStatement, WalletTier};
 

@@ -55,8 +55,20 @@ enum Command {
     Utxos(cmd::holdings::UtxosArgs),
     /// Transactions touching the reserve.
     History(cmd::holdings::HistoryArgs),
-    /// Check the office's rules (policies.toml); exits non-zero when one is broken.
+    /// Check the office's rules (stored, or --rules FILE); exits non-zero when one is broken.
     Check(cmd::check::CheckArgs),
+    /// The office's rules, stored in the database.
+    #[command(subcommand)]
+    Policy(cmd::policy::PolicyCmd),
+    /// Deliver rule violations to a webhook, once each, on every new block.
+    #[command(subcommand)]
+    Alerts(cmd::alerts::AlertsCmd),
+    /// Partner offices whose signed bundles are accepted.
+    #[command(subcommand)]
+    Partner(cmd::partner::PartnerCmd),
+    /// Signed bundles of statements and plans exchanged with partners.
+    #[command(subcommand)]
+    Bundle(cmd::bundle::BundleCmd),
     /// The office's Ed25519 signing key for statements.
     #[command(subcommand)]
     Key(cmd::key::KeyCmd),
@@ -176,6 +188,10 @@ fn main() -> ExitCode {
             Command::Utxos(a) => cmd::holdings::utxos(a, &globals).await,
             Command::History(a) => cmd::holdings::history(a, &globals).await,
             Command::Check(a) => cmd::check::run(a, &globals).await,
+            Command::Policy(c) => cmd::policy::run(c, &globals).await,
+            Command::Alerts(c) => cmd::alerts::run(c, &globals).await,
+            Command::Partner(c) => cmd::partner::run(c, &globals).await,
+            Command::Bundle(c) => cmd::bundle::run(c, &globals).await,
             Command::Key(c) => cmd::key::run(c),
             Command::Statement(c) => cmd::statement::run(c, &globals).await,
             Command::Proof(c) => cmd::proof::run(c, &globals).await,
