@@ -53,6 +53,25 @@ ensure_postgres() {
 
 ensure_postgres
 
+# The portal's end-to-end tests (crates/tesoro/tests/e2e_*.rs) drive a real headless
+# Chromium through chromedriver: Debian's packages, installed when missing.
+ensure_chromium() {
+  if [ "${TESORO_SKIP_BROWSER:-}" = 1 ]; then
+    say "TESORO_SKIP_BROWSER=1: the browser tests will skip"
+    return
+  fi
+  if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    say "installing Chromium and chromedriver from Debian's packages"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  fi
+  TESORO_CHROMIUM=$(command -v chromium)
+  TESORO_CHROMEDRIVER=$(command -v chromedriver)
+  export TESORO_CHROMIUM TESORO_CHROMEDRIVER
+  chromedriver --version | head -n 1
+}
+ensure_chromium
+
 # The node tests (crates/tesoro/tests/node_*.rs) run a real bitcoind: $BITCOIND if set, else
 # a cached build made once per machine from the crates.io package carrying Core's source.
 say "bitcoind for the node tests"
