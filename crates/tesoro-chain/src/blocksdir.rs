@@ -7,7 +7,10 @@
 //! - Indexing reads only 88 bytes per record (frame + header) with positioned reads, so building
 //!   the index costs one small read per block, not a pass over gigabytes.
 //! - Blocks are then read one at a time into their own buffer: memory stays bounded by the
-//!   number of blocks in flight, whatever the chain length.
+//!   number of blocks in flight, whatever the chain length. Finished blk files (every one but
+//!   the highest-numbered) are memory-mapped, and a block is de-obfuscated while it is copied
+//!   out of the mapping in one pass, instead of the kernel copying it (`read`) and a second
+//!   pass XORing it. The last file, which Core still appends to, is read with `read`.
 //! - Every byte from a file is untrusted: all lengths are checked before use and every failure
 //!   is a [`ChainError`] naming the file and byte offset.
 //! - Core's `blocks/index` LevelDB is not read (it is locked while Core runs); linking headers
@@ -17,7 +20,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bitcoin::block::Header;
 use bitcoin::hashes::Hash;
@@ -43,6 +46,31 @@ impl XorKey {
     /// True when applying the key changes nothing.
     pub fn is_identity(&self) -> bool {
         self.0 == [0u8; 8]
+    }
+
+    /// Copy `src`, which starts at absolute file offset `file_offset`, into `dst` (same length)
+    /// de-obfuscating on the way: one pass over the bytes instead of a copy and an XOR.
+    pub fn copy_apply(&self, src: &[u8], dst: &mut [u8], file_offset: u64) {
+        if self.is_identity() {
+            dst.copy_from_slice(src);
+            return;
+        }
+        let shift = (file_offset % 8) as usize;
+        let mut rotated = [0u8; 8];
+        for (i, b) in rotated.iter_mut().enumerate() {
+            *b = self.0[(shift + i) % 8];
+        }
+        let word = u64::from_ne_bytes(rotated);
+        let mut d = dst.chunks_exact_mut(8);
+        let mut s = src.chunks_exact(8);
+        for (dc, sc) in (&mut d).zip(&mut s) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(sc);
+            dc.copy_from_slice(&(u64::from_ne_bytes(w) ^ word).to_ne_bytes());
+        }
+        for (i, (db, sb)) in d.into_remainder().iter_mut().zip(s.remainder()).enumerate() {
+            *db = sb ^ rotated[i];
+        }
     }
 
     /// XOR `buf`, which was read starting at absolute file offset `file_offset`, in place.
@@ -149,6 +177,43 @@ pub struct BlocksDir {
     network: Network,
     key: XorKey,
     files: Vec<BlkFile>,
+    /// One lazily made mapping per finished file (`None`: read it with `read`).
+    maps: Arc<[OnceLock<Option<memmap2::Mmap>>]>,
+}
+
+/// Maps a finished blk file read-only, or says why not (then the caller reads it).
+///
+/// Soundness of the `unsafe` map: the mapping is only ever read through `&[u8]`, so it is
+/// sound as long as no byte we read changes and the file does not shrink below the mapped
+/// bytes we touch while we hold it. For Core's finished blk files (every file but the
+/// highest-numbered):
+/// - Core never rewrites a block it stored; it only appends to the *last* file. So the
+///   bytes of complete records never change.
+/// - The one shrinking Core does is when it finalizes a file before moving to the next: it
+///   truncates the preallocated zero tail to the used size. That happens before the next
+///   file exists, so a file below the last one is already final when we see it; and even if
+///   it raced, it only removes the zero tail, which we never read (we read only records the
+///   index found, all below the used size), so no touched page can fault.
+/// - Pruning deletes whole files: an unlinked file stays valid for an existing mapping.
+/// - We map exactly the length fstat gives at open, and every block read is bounds-checked
+///   against it, so we never touch a page past what existed.
+///
+/// What is *not* covered: another program truncating or rewriting the files while we scan
+/// (e.g. someone running `truncate` on them). Reading a truncated page then raises SIGBUS and
+/// the process dies; that is outside the contract of a blocks dir and would corrupt Core too.
+/// The last, growing file is never mapped, which avoids the one case Core itself causes.
+fn map_file(path: &Path) -> Option<memmap2::Mmap> {
+    let file = File::open(path).ok()?;
+    let len = usize::try_from(file.metadata().ok()?.len()).ok()?;
+    if len == 0 {
+        return None;
+    }
+    // SAFETY: see above: read-only mapping of a finished blk file, exactly its fstat length;
+    // Core neither rewrites nor truncates the records we read in such a file.
+    let map = unsafe { memmap2::MmapOptions::new().len(len).map(&file) }.ok()?;
+    // The scan reads each file front to back once.
+    let _ = map.advise(memmap2::Advice::Sequential);
+    Some(map)
 }
 
 impl BlocksDir {
@@ -184,11 +249,13 @@ impl BlocksDir {
             return Err(ChainError::NoBlockFiles { dir });
         }
         files.sort_by_key(|f| f.number);
+        let maps = (0..files.len()).map(|_| OnceLock::new()).collect();
         Ok(Self {
             dir,
             network,
             key,
             files,
+            maps,
         })
     }
 
@@ -481,8 +548,21 @@ impl BlocksDir {
     /// Read the block at `loc` into `buf` (replacing its contents) and de-obfuscate it.
     pub fn read_block_into(&self, loc: BlockLocation, buf: &mut Vec<u8>) -> Result<()> {
         let f = self.file(loc.file)?;
+        if let Some(map) = self.mapped(loc.file) {
+            return copy_block_from(map, f, self.key, loc, buf);
+        }
         let file = File::open(&f.path).map_err(|e| ChainError::io(&f.path, e))?;
         read_block_from(&file, f, self.key, loc, buf)
+    }
+
+    /// The mapping of file `idx` when it is a finished file that could be mapped.
+    fn mapped(&self, idx: u32) -> Option<&memmap2::Mmap> {
+        let i = idx as usize;
+        if i + 1 >= self.files.len() {
+            return None; // the last file may still grow: read it
+        }
+        let f = self.files.get(i)?;
+        self.maps.get(i)?.get_or_init(|| map_file(&f.path)).as_ref()
     }
 
     fn file(&self, idx: u32) -> Result<&BlkFile> {
@@ -561,6 +641,39 @@ fn read_block_from(
     }
     read_at(file, &f.path, buf, loc.offset)?;
     key.apply(buf, loc.offset);
+    Ok(())
+}
+
+/// [`read_block_from`] from a mapping: bounds-checked, copied and de-obfuscated in one pass.
+fn copy_block_from(
+    map: &memmap2::Mmap,
+    f: &BlkFile,
+    key: XorKey,
+    loc: BlockLocation,
+    buf: &mut Vec<u8>,
+) -> Result<()> {
+    if loc.len > MAX_BLOCK_SIZE {
+        return Err(ChainError::CorruptRecord {
+            file: f.path.clone(),
+            offset: loc.offset,
+            reason: format!("block length {} too large", loc.len),
+        });
+    }
+    let len = loc.len as usize;
+    let src = usize::try_from(loc.offset)
+        .ok()
+        .and_then(|o| map.get(o..o.checked_add(len)?))
+        .ok_or_else(|| ChainError::CorruptRecord {
+            file: f.path.clone(),
+            offset: loc.offset,
+            reason: format!("cannot read {len} bytes: past the end of the file"),
+        })?;
+    if buf.len() < len {
+        buf.resize(len, 0);
+    } else {
+        buf.truncate(len);
+    }
+    key.copy_apply(src, buf, loc.offset);
     Ok(())
 }
 
@@ -736,6 +849,11 @@ impl PendingBlock<'_> {
     /// Read and check it, into `buf` (its old contents are replaced).
     pub fn read(&self, buf: Vec<u8>) -> Result<RawBlock> {
         let f = self.dir.file(self.block.location.file)?;
+        if let Some(map) = self.dir.mapped(self.block.location.file) {
+            let mut bytes = buf;
+            copy_block_from(map, f, self.dir.key, self.block.location, &mut bytes)?;
+            return check_block(f, &self.block, bytes);
+        }
         let file = File::open(&f.path).map_err(|e| ChainError::io(&f.path, e))?;
         read_checked(&file, f, self.dir.key, &self.block, buf)
     }
@@ -755,6 +873,11 @@ fn read_checked(
     mut bytes: Vec<u8>,
 ) -> Result<RawBlock> {
     read_block_from(file, f, key, b.location, &mut bytes)?;
+    check_block(f, b, bytes)
+}
+
+/// The block's bytes must hash to the index's hash (the file changed under us otherwise).
+fn check_block(f: &BlkFile, b: &IndexedBlock, bytes: Vec<u8>) -> Result<RawBlock> {
     let found = match bytes.get(..HEADER_LEN) {
         Some(h) => BlockHash::hash(h),
         None => BlockHash::all_zeros(),
@@ -791,6 +914,11 @@ pub struct BlockReader<'a> {
 impl BlockReader<'_> {
     fn read(&mut self, b: IndexedBlock) -> Result<RawBlock> {
         let f = self.dir.file(b.location.file)?;
+        if let Some(map) = self.dir.mapped(b.location.file) {
+            let mut bytes = Vec::new();
+            copy_block_from(map, f, self.dir.key, b.location, &mut bytes)?;
+            return check_block(f, &b, bytes);
+        }
         let reuse = matches!(&self.open, Some((n, _)) if *n == b.location.file);
         if !reuse {
             let file = File::open(&f.path).map_err(|e| ChainError::io(&f.path, e))?;

@@ -451,6 +451,7 @@ pub struct Scanner<'w> {
     watch: &'w mut WatchSet,
     options: ScanOptions,
     stats: ScanStats,
+    bytes_done: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl<'w> Scanner<'w> {
@@ -460,7 +461,18 @@ impl<'w> Scanner<'w> {
             watch,
             options: ScanOptions::default(),
             stats: ScanStats::default(),
+            bytes_done: None,
         }
+    }
+
+    /// Adds the size of every block to `counter` before the block reaches the sink, so a
+    /// progress display can show MB/s while the scan runs.
+    pub fn with_byte_counter(
+        mut self,
+        counter: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ) -> Self {
+        self.bytes_done = Some(counter);
+        self
     }
 
     /// Set the options.
@@ -554,6 +566,12 @@ impl<'w> Scanner<'w> {
             apply(&p, self.watch, &guard, None, &mut self.stats)?
         };
         let height = delta.meta.height;
+        if let Some(c) = &self.bytes_done {
+            c.fetch_add(
+                p.raw.bytes.len() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
         sink(delta).map_err(|e| ChainError::Sink {
             height,
             reason: e.to_string(),

@@ -78,11 +78,65 @@ pub fn script_key(script: &[u8]) -> u64 {
     h ^ (h >> 33)
 }
 
+/// First-level key of a script: its last 8 bytes (for every standard script, bytes of a hash
+/// or key, so already uniform) mixed with its length by one multiply. One load and one
+/// multiply, against `script_key`'s pass over every byte.
+#[inline]
+fn tail_key(script: &[u8]) -> u64 {
+    let n = script.len();
+    let mut w = [0u8; 8];
+    match script.get(n.saturating_sub(8)..) {
+        Some(t) if t.len() == 8 => w.copy_from_slice(t),
+        _ => w[..n.min(8)].copy_from_slice(&script[..n.min(8)]),
+    }
+    (u64::from_le_bytes(w) ^ (n as u64)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// A one-hash bit set over [`tail_key`]: 16 bits per watched script, at most 2 MiB, so it
+/// stays in cache while the BinaryFuse8 behind it (9 MB for 1M scripts) does not. With 1M
+/// scripts about 6% of outputs pass it and pay for the full hash and the filter's probes.
+#[derive(Debug, Clone, Default)]
+struct TailBits {
+    words: Vec<u64>,
+    shift: u32,
+}
+
+impl TailBits {
+    fn for_keys(n: usize) -> TailBits {
+        let bits = (n.max(1) * 16).next_power_of_two().clamp(1 << 12, 1 << 24);
+        TailBits {
+            words: vec![0; bits / 64],
+            shift: 64 - bits.trailing_zeros(),
+        }
+    }
+
+    #[inline]
+    fn index(&self, key: u64) -> (usize, u64) {
+        let i = (key >> self.shift) as usize;
+        (i / 64, 1u64 << (i % 64))
+    }
+
+    fn set(&mut self, key: u64) {
+        let (w, b) = self.index(key);
+        if let Some(word) = self.words.get_mut(w) {
+            *word |= b;
+        }
+    }
+
+    #[inline]
+    fn may_contain(&self, key: u64) -> bool {
+        let (w, b) = self.index(key);
+        self.words.get(w).is_none_or(|word| word & b != 0)
+    }
+}
+
 /// The exact script set with its optional prefilter.
 #[derive(Default)]
 pub struct ScriptIndex {
     map: HashMap<ScriptBuf, ScriptOwner>,
     policy: Prefilter,
+    /// First level in front of `filter` (present whenever `filter` is).
+    tail: TailBits,
     filter: Option<BinaryFuse8>,
     /// Keys added since the filter was built; checked beside it so the filter never gives a
     /// false negative. Rebuilt into the filter once it grows.
@@ -125,6 +179,9 @@ impl ScriptIndex {
     #[inline]
     pub fn lookup(&self, script: &[u8]) -> Option<ScriptOwner> {
         if let Some(filter) = &self.filter {
+            if !self.tail.may_contain(tail_key(script)) {
+                return None;
+            }
             let key = script_key(script);
             if !filter.contains(&key) && (self.recent.is_empty() || !self.recent.contains(&key)) {
                 return None;
@@ -135,12 +192,15 @@ impl ScriptIndex {
 
     fn insert(&mut self, script: ScriptBuf, owner: ScriptOwner) -> bool {
         let key = script_key(script.as_bytes());
+        let tail = tail_key(script.as_bytes());
         if self.map.insert(script, owner).is_some() {
             return false;
         }
         self.generation += 1;
         if self.filter.is_some() {
             self.recent.insert(key);
+            // The first level must never say "no" for a watched script.
+            self.tail.set(tail);
         }
         true
     }
@@ -167,6 +227,11 @@ impl ScriptIndex {
         keys.dedup();
         // Construction can fail (very rarely); then the exact map alone is still correct.
         self.filter = BinaryFuse8::try_from(&keys).ok();
+        self.tail = TailBits::for_keys(self.map.len());
+        for s in self.map.keys() {
+            let t = tail_key(s.as_bytes());
+            self.tail.set(t);
+        }
         self.recent.clear();
     }
 }

@@ -6,24 +6,29 @@
 //!   cargo bench -p tesoro-store --bench ledger -- [MOVEMENTS]
 //! ```
 //!
-//! Steps: derive movements from 1M raw transactions (pure, in memory); write them to the store
-//! (import); load them back; classify against 20,000 off-chain records; every cost-basis method
-//! over the whole history (real Coin Metrics prices, 2020–2025); holdings at a date valued in
-//! USD; `report accumulation` over 2024. Peak RSS is printed at the end.
+//! Steps: write the chain index of ~714k transactions (one per block) and derive the 1M
+//! movements from it (import, as `tesoro sync` + the first report do); classify against
+//! 20,000 off-chain records; every cost-basis method over the whole history through
+//! `tesoro_store::reports::pnl` (real Coin Metrics prices, 2020–2025); holdings at a date and
+//! at a height valued in USD; `report accumulation` over 2024. Peak RSS is printed for the
+//! import and, apart, for the reports (VmHWM reset in between).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use bitcoin::hashes::Hash;
-use bitcoin::{Amount, Network, OutPoint, ScriptBuf, Transaction, TxIn, TxOut, Txid};
+use bitcoin::{Amount, BlockHash, Network, OutPoint, ScriptBuf, Transaction, TxIn, TxOut, Txid};
 use rust_decimal::Decimal;
-use tesoro_core::classify::{classify, MatchTolerance, Record, RecordKind, Rules};
+use tesoro_core::chain::{
+    BlockDelta, BlockMeta, ScriptOwner, TxRecord, WatchedOutput, WatchedSpend,
+};
+use tesoro_core::classify::{MatchTolerance, Record, RecordKind};
 use tesoro_core::lots::{FeeRule, Method};
 use tesoro_core::movement::{derive_movements, ChainTx, Movement, OwnedOutput, OwnedSpend};
-use tesoro_core::price::{parse_coinmetrics, value_of, PriceBook};
-use tesoro_core::report::{accumulation, balances_at, pnl};
-use tesoro_core::{ChainNetwork, EntityCode};
-use tesoro_store::{NewEntity, Store};
+use tesoro_core::price::parse_coinmetrics;
+use tesoro_core::{ChainNetwork, EntityCode, WatchedAddress};
+use tesoro_store::reports::{self, At, ReportOptions};
+use tesoro_store::{NewEntity, NewWallet, NewWalletKind, Store};
 
 fn peak_rss_mb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -54,8 +59,6 @@ fn history(n: usize) -> Vec<ChainTx> {
     let mut count = 0usize;
     let mut i = 0u32;
     let ext = ScriptBuf::new_p2wpkh(&bitcoin::WPubkeyHash::from_byte_array([9; 20]));
-    let ours =
-        |e: usize| ScriptBuf::new_p2wpkh(&bitcoin::WPubkeyHash::from_byte_array([e as u8; 20]));
     while count < n {
         i += 1;
         let time = start + (u64::from(i) * u64::from(span) / (n as u64 * 2 / 3 + 1)) as u32;
@@ -170,7 +173,7 @@ async fn store_for(url: &str) -> Store {
     })
     .await
     .expect("entity");
-    for c in ["A", "B", "C"] {
+    for (i, c) in ["A", "B", "C"].into_iter().enumerate() {
         s.add_entity(&NewEntity {
             code: EntityCode::parse(c).expect("code"),
             name: c.into(),
@@ -178,12 +181,93 @@ async fn store_for(url: &str) -> Store {
         })
         .await
         .expect("entity");
+        let script = ours(i);
+        let address = bitcoin::Address::from_script(&script, Network::Regtest)
+            .expect("address")
+            .to_string();
+        s.add_wallet(&NewWallet {
+            entity: EntityCode::parse(c).expect("code"),
+            name: format!("w{c}"),
+            kind: NewWalletKind::Addresses(vec![WatchedAddress {
+                address,
+                script_pubkey: script,
+            }]),
+        })
+        .await
+        .expect("wallet");
     }
     s
 }
 
+fn ours(e: usize) -> ScriptBuf {
+    ScriptBuf::new_p2wpkh(&bitcoin::WPubkeyHash::from_byte_array([e as u8; 20]))
+}
+
+/// The chain index rows of the history: one block per transaction, the watched outputs it
+/// creates and spends (wallet ids 1..=3 belong to entities 2..=4).
+fn deltas(txs: &[ChainTx]) -> Vec<BlockDelta> {
+    let mut prev = BlockHash::all_zeros();
+    txs.iter()
+        .zip(1u32..)
+        .map(|(t, height)| {
+            let mut h = [0u8; 32];
+            h[..4].copy_from_slice(&height.to_le_bytes());
+            h[31] = 1;
+            let hash = BlockHash::from_byte_array(h);
+            let meta = BlockMeta {
+                height,
+                hash,
+                prev_hash: prev,
+                time: t.time,
+            };
+            prev = hash;
+            BlockDelta {
+                meta,
+                created: t
+                    .created
+                    .iter()
+                    .map(|o| WatchedOutput {
+                        outpoint: OutPoint {
+                            txid: t.txid,
+                            vout: o.vout,
+                        },
+                        value: Amount::from_sat(o.value),
+                        script_pubkey: ours((o.entity - 2) as usize),
+                        owner: ScriptOwner::bare(o.wallet as u64),
+                        coinbase: false,
+                        tx_index: t.tx_index,
+                    })
+                    .collect(),
+                spent: t
+                    .spent
+                    .iter()
+                    .enumerate()
+                    .map(|(vin, sp)| WatchedSpend {
+                        outpoint: sp.outpoint,
+                        txid: t.txid,
+                        vin: vin as u32,
+                        tx_index: t.tx_index,
+                        value: Amount::from_sat(sp.value),
+                        owner: ScriptOwner::bare(sp.wallet as u64),
+                    })
+                    .collect(),
+                txs: vec![TxRecord {
+                    txid: t.txid,
+                    tx_index: t.tx_index,
+                    raw: bitcoin::consensus::serialize(&t.tx),
+                }],
+            }
+        })
+        .collect()
+}
+
 fn secs(t: Instant) -> String {
     format!("{:.3} s", t.elapsed().as_secs_f64())
+}
+
+/// Resets the peak-RSS counter (VmHWM), so each phase's peak can be read apart.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 #[tokio::main]
@@ -197,11 +281,7 @@ async fn main() {
         "/../../data/market/btc-daily.csv"
     );
     let text = std::fs::read_to_string(prices_path).expect("prices file");
-    let mut book = PriceBook::default();
-    for p in parse_coinmetrics(prices_path, &text).expect("prices") {
-        book.add_price(p.date, &p.currency, p.price);
-    }
-    book.allow_last_known = true; // the history's last days pass the file's end
+    let points = parse_coinmetrics(prices_path, &text).expect("prices");
 
     let t = Instant::now();
     let txs = history(n);
@@ -210,13 +290,11 @@ async fn main() {
     let t = Instant::now();
     let movements: Vec<Movement> = derive_movements(&txs, &root_of, Network::Regtest);
     println!(
-        "derive {} movements (decode-free, in memory): {}",
+        "derive {} movements (pure, in memory): {}",
         movements.len(),
         secs(t)
     );
-    drop(txs);
-
-    // Off-chain records: 20,000 purchases that match acquisitions by amount and date.
+    // Off-chain records: purchases that match acquisitions by amount and date.
     let records: Vec<Record> = movements
         .iter()
         .filter(|m| m.acquired > 0)
@@ -235,6 +313,10 @@ async fn main() {
             txid: None,
         })
         .collect();
+    let n_movements = movements.len();
+    drop(movements);
+    let blocks = deltas(&txs);
+    drop(txs);
 
     let dir = tempfile::tempdir().expect("tempdir");
     let mut targets = vec![(
@@ -252,94 +334,114 @@ async fn main() {
     } else {
         println!("TESORO_TEST_PG not set: PostgreSQL skipped");
     }
+    let opts = ReportOptions {
+        tolerance: MatchTolerance::default(),
+        allow_last_known: true, // the history's last days pass the price file's end
+    };
     for (name, url) in targets {
         println!("\n== {name} ==");
         let store = store_for(&url).await;
+        store.import_prices(&points, "bench").await.expect("prices");
         let t = Instant::now();
+        for chunk in blocks.chunks(5_000) {
+            store.apply_blocks(chunk).await.expect("apply");
+        }
+        println!(
+            "import: write {} blocks of chain index (txs, outputs, spends): {}",
+            blocks.len(),
+            secs(t)
+        );
+        let t = Instant::now();
+        let r = store.ledger_refresh().await.expect("refresh");
+        println!(
+            "import: derive and write {} movements from the chain index: {}",
+            r.movements,
+            secs(t)
+        );
+        assert_eq!(r.movements as usize, n_movements);
         store
-            .ledger_insert_movements(&movements)
+            .import_records(&records, "bench")
             .await
-            .expect("insert");
-        println!(
-            "import {} movements into the store: {}",
-            movements.len(),
-            secs(t)
-        );
+            .expect("records");
         let t = Instant::now();
-        let loaded = store.ledger_movements().await.expect("load");
+        let c = store
+            .ledger_classify(opts.tolerance)
+            .await
+            .expect("classify");
         println!(
-            "load {} movements from the store: {}",
-            loaded.len(),
-            secs(t)
-        );
-        assert_eq!(loaded.len(), movements.len());
-        let t = Instant::now();
-        let c = classify(
-            loaded,
-            &Rules::default(),
-            &records,
-            &[],
-            MatchTolerance::default(),
-            &|_, _| true,
-        );
-        let matched = c.movements.iter().filter(|m| m.record.is_some()).count();
-        println!(
-            "classify against {} records ({} matched, {} unmatched): {}",
+            "classify against {} records ({} movements not the chain's kind): {}",
             records.len(),
-            matched,
-            c.unmatched_records.len(),
+            c.classified,
             secs(t)
         );
-        let scope: BTreeSet<i64> = [2, 3, 4].into_iter().collect();
-        let end = c
-            .movements
-            .last()
-            .map(|m| m.movement.date())
-            .expect("movements");
-        for method in Method::ALL {
+        println!("peak RSS so far (import + classify): {} MB", peak_rss_mb());
+        reset_peak_rss();
+        let end = reports::tip_date(&store).await.expect("tip");
+        for method in Method::ALL.into_iter().chain([Method::Specific]) {
             let t = Instant::now();
-            let p = pnl(
-                &c.movements,
-                &records,
-                &book,
-                "USD",
+            let p = reports::pnl(
+                &store,
+                None,
+                None,
+                Some(end),
                 method,
                 FeeRule::Realize,
-                &scope,
-                time::Date::MIN,
-                end,
+                "USD",
+                opts,
             )
+            .await
             .expect("pnl");
             println!(
-                "pnl {:<7} whole history: {} (realized {}, held {} sats)",
+                "pnl {:<8} whole history: {} (realized {}, held {} sats, uncovered {})",
                 method.as_str(),
                 secs(t),
                 p.realized.round_dp(2),
-                p.holding_sats
+                p.holding_sats,
+                p.uncovered_sats
             );
         }
-        let t = Instant::now();
         let at = tesoro_core::price::parse_date("2024-06-30").expect("date");
-        let b = balances_at(&c.movements, at);
-        let price = book.btc_price(at, "USD").expect("price").value;
-        let total: i64 = b.values().sum();
-        let value = value_of(total.max(0) as u64, price);
+        let t = Instant::now();
+        let h = reports::holdings_at(&store, Some(At::Date(at)), None, &["USD".into()], opts)
+            .await
+            .expect("holdings");
         println!(
             "holdings at 2024-06-30 valued in USD: {} ({} sats, {} USD)",
             secs(t),
-            total,
-            value.round_dp(2)
+            h.chain_sats,
+            h.rows
+                .iter()
+                .filter_map(|r| r.values.get("USD"))
+                .sum::<Decimal>()
+        );
+        let t = Instant::now();
+        let h = reports::holdings_at(
+            &store,
+            Some(At::Height(400_000)),
+            None,
+            &["USD".into()],
+            opts,
+        )
+        .await
+        .expect("holdings");
+        println!(
+            "holdings at height 400000: {} ({} sats)",
+            secs(t),
+            h.chain_sats
         );
         let t = Instant::now();
         let from = tesoro_core::price::parse_date("2024-01-01").expect("date");
         let to = tesoro_core::price::parse_date("2024-12-31").expect("date");
-        let a = accumulation(&c.movements, &scope, from, to);
+        let a = reports::accumulation(&store, None, Some(from), Some(to), opts)
+            .await
+            .expect("accumulation");
         println!(
             "accumulation over 2024: {} (acquired {} sats, reconciles {})",
             secs(t),
-            a.acquired_sats,
-            a.reconciles
+            a.chain.acquired_sats,
+            a.chain.reconciles
         );
+        println!("peak RSS of the reports: {} MB", peak_rss_mb());
         store.close().await;
     }
     println!("\npeak RSS: {} MB", peak_rss_mb());

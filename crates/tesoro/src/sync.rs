@@ -192,6 +192,7 @@ fn progress_bar(total: u64, label: &str) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let pb = ProgressBar::new(total);
+    // {msg} is "HEIGHT, N MB/s": the byte rate comes from the scanner's counter.
     pb.set_style(
         ProgressStyle::with_template(
             "{prefix} [{bar:30}] height {msg} {pos}/{len} blocks {per_sec} eta {eta}",
@@ -269,7 +270,10 @@ async fn scan_range(
     }
     let stats = tokio::task::block_in_place(|| -> anyhow::Result<tesoro_chain::ScanStats> {
         let mut total = tesoro_chain::ScanStats::default();
-        let mut scanner = Scanner::new(&mut ws).with_options(source.scan_options());
+        let bytes_done = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut scanner = Scanner::new(&mut ws)
+            .with_options(source.scan_options())
+            .with_byte_counter(bytes_done.clone());
         let mut batch: Vec<BlockDelta> = Vec::new();
         let mut last_flush = Instant::now();
         let mut chunk_from = from;
@@ -284,7 +288,9 @@ async fn scan_range(
             }
             let blocks = source.blocks(&headers)?;
             let stats = scanner.scan(blocks, |delta: BlockDelta| -> anyhow::Result<()> {
-                pb.set_message(delta.meta.height.to_string());
+                let mb = bytes_done.load(Ordering::Relaxed) as f64 / 1e6;
+                let secs = started.elapsed().as_secs_f64().max(1e-3);
+                pb.set_message(format!("{}, {:.0} MB/s", delta.meta.height, mb / secs));
                 pb.inc(1);
                 let watched = !delta.is_empty();
                 batch.push(delta);

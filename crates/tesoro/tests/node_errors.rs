@@ -335,3 +335,49 @@ fn stored_payout(dir: &Path) -> u64 {
 fn payout_other(node: &Node) -> String {
     node.address(&format!("wpkh({}/3/4)", xpub(&xprv(77))), None)
 }
+
+/// A block the node does not know (yet): Core answers `getblock` of an unknown hash with
+/// error -5 "Block not found" (REST: 404 naming the hash) and `getblockhash` past its tip with
+/// -8 "Block height out of range". The RPC source turns the first into an error that names
+/// the block, its height and what to do, over JSON-RPC and over REST, and the second into
+/// "no block there yet".
+#[test]
+fn a_block_not_yet_known_to_the_node_is_named_clearly() {
+    use tesoro_chain::rpc::{CoreRpc, RpcAuth, RpcError};
+    let node = Node::start(&[]);
+    let addr = payout(&node);
+    node.mine(3, &addr);
+    let unknown = bitcoin::BlockHash::from_byte_array([0xab; 32]);
+    let core = node
+        .try_rpc("getblock", json!([unknown.to_string(), 0]))
+        .unwrap_err();
+    assert!(
+        core.contains("-5") && core.contains("Block not found"),
+        "{core}"
+    );
+    for rest in [false, true] {
+        let rpc = CoreRpc::new(&node.url(), &RpcAuth::Cookie(node.cookie()), rest).unwrap();
+        let tip = node.height();
+        assert_eq!(rpc.hash_at(tip + 5).unwrap(), None, "rest {rest}");
+        assert!(rpc.hash_at(tip).unwrap().is_some());
+        let e = rpc.block(unknown, tip + 1, Vec::new()).unwrap_err();
+        assert!(
+            matches!(e, RpcError::BlockNotFound { .. }),
+            "rest {rest}: {e:?}"
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&unknown.to_string())
+                && msg.contains(&format!("height {}", tip + 1))
+                && msg.contains("not known to the node")
+                && msg.contains("run sync again"),
+            "rest {rest}: {msg}"
+        );
+        if !rest {
+            assert!(
+                msg.contains("-5") && msg.contains("Block not found"),
+                "{msg}"
+            );
+        }
+    }
+}
