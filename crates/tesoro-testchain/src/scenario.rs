@@ -257,6 +257,15 @@ impl Scenario {
                 return Err(GenError::Invalid(format!("name {n:?} used twice")));
             }
         }
+        for (i, e) in self.events.iter().enumerate() {
+            if e.height == 0 && e.date.is_none() {
+                return Err(GenError::Event {
+                    event: i,
+                    height: 0,
+                    reason: "give a height (1 or more) or a date".into(),
+                });
+            }
+        }
         // Small files are allowed so tests can span several; a block must still fit in one.
         if self.layout.max_file_size < 4096 {
             return Err(GenError::Invalid("layout.max_file_size below 4 KiB".into()));

@@ -89,6 +89,22 @@ pub struct Summary {
     pub statement_date: String,
     /// Every state.
     pub states: Vec<StateSummary>,
+    /// The portal's demo users (passwords made for this folder; it is a local demo).
+    #[serde(default)]
+    pub users: Vec<DemoUser>,
+}
+
+/// A demo login.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DemoUser {
+    /// User name.
+    pub username: String,
+    /// Role.
+    pub role: String,
+    /// Entity the grant covers (with everything below it); none = every state.
+    pub scope: Option<String>,
+    /// Password.
+    pub password: String,
 }
 
 /// One state in the summary.
@@ -182,6 +198,12 @@ fn say(quiet: bool, msg: &str) {
 /// `tesoro demo`
 pub async fn run(a: DemoArgs, _g: &Globals) -> anyhow::Result<()> {
     let quiet = a.json || !std::io::stderr().is_terminal();
+    let bind: std::net::SocketAddr = a.bind.parse().with_context(|| {
+        format!(
+            "--bind {:?}: give an address and port such as 127.0.0.1:8080",
+            a.bind
+        )
+    })?;
     let dir = absolute(&a.dir)?;
     let mut inputs = Inputs::new(a.scenarios.clone());
     let spec = scenario::load(&mut inputs)?;
@@ -202,11 +224,18 @@ pub async fn run(a: DemoArgs, _g: &Globals) -> anyhow::Result<()> {
             build(&spec, &dir, fingerprint, quiet).await?
         }
     };
-    print(&summary, a.json)?;
     if a.no_serve {
-        return Ok(());
+        return print(&summary, None, a.json);
     }
-    serve(&summary, &a.bind, quiet).await
+    // Bind before printing, so the URL printed is one that answers.
+    let listener = tesoro_server::bind(bind).await?;
+    let addr = listener
+        .local_addr()
+        .context("cannot read the listening address")?;
+    print(&summary, Some(addr), a.json)?;
+    let url = format!("sqlite://{}", summary.database);
+    tesoro_server::serve_bound(listener, tesoro_server::ServerConfig::new(url, bind)).await?;
+    Ok(())
 }
 
 fn read_marker(dir: &Path) -> Option<Summary> {
@@ -255,8 +284,9 @@ async fn build(
     };
     summary.fingerprint = fingerprint;
     summary.prepare_seconds = (started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
+    // Owner-only: it holds the demo users' passwords.
     let marker = partial.join(MARKER);
-    std::fs::write(&marker, serde_json::to_string_pretty(&summary)?)
+    crate::config::write_private_new(&marker, serde_json::to_string_pretty(&summary)?.as_bytes())
         .with_context(|| format!("cannot write {}", marker.display()))?;
     // Swap: the old folder goes aside, the new one takes its name, the old one is removed.
     if dir.exists() {
@@ -401,6 +431,7 @@ async fn prepare(spec: &DemoSpec, work: &Path, dir: &Path, quiet: bool) -> anyho
             }),
         });
     }
+    let users = demo_users(&store).await?;
     store.close().await;
 
     // 7. What the office's commands make of it: a signing key, signed statements, the
@@ -506,7 +537,40 @@ async fn prepare(spec: &DemoSpec, work: &Path, dir: &Path, quiet: bool) -> anyho
         tip_date: day_of(tip.time),
         statement_date: spec.statement_date.clone(),
         states,
+        users,
     })
+}
+
+/// The four roles, each with a password made now; the viewer's grant is scoped to one
+/// state to show scoping.
+async fn demo_users(store: &Store) -> anyhow::Result<Vec<DemoUser>> {
+    use rand::RngCore;
+    use tesoro_server::Role;
+    let mut out = Vec::new();
+    for (username, role, scope) in [
+        ("admin", Role::Admin, None),
+        ("accountant", Role::Accountant, None),
+        ("auditor", Role::Auditor, None),
+        ("viewer", Role::Viewer, Some("SV")),
+    ] {
+        let mut bytes = [0u8; 9];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        let password = format!(
+            "demo-{}",
+            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        let scope_code = scope.map(EntityCode::parse).transpose()?;
+        tesoro_server::create_user(store, username, &password, role, scope_code)
+            .await
+            .with_context(|| format!("creating the demo user {username}"))?;
+        out.push(DemoUser {
+            username: username.into(),
+            role: role.as_str().into(),
+            scope: scope.map(str::to_string),
+            password,
+        });
+    }
+    Ok(out)
 }
 
 fn day_of(time: u32) -> String {
@@ -797,9 +861,13 @@ impl Cli {
     }
 }
 
-fn print(s: &Summary, json: bool) -> anyhow::Result<()> {
+fn print(s: &Summary, serving: Option<std::net::SocketAddr>, json: bool) -> anyhow::Result<()> {
     if json {
-        return output::json(s);
+        let mut v = serde_json::to_value(s)?;
+        if let (Some(o), Some(addr)) = (v.as_object_mut(), serving) {
+            o.insert("url".into(), format!("http://{addr}/").into());
+        }
+        return output::json(&v);
     }
     println!(
         "tesoro demo in {}{}",
@@ -919,11 +987,29 @@ fn print(s: &Summary, json: bool) -> anyhow::Result<()> {
         "     tesoro --config {} report accumulation --entity SV --from 2025-02-26 --to {}",
         s.config, s.tip_date
     );
+    let rows = s
+        .users
+        .iter()
+        .map(|u| {
+            vec![
+                u.username.clone(),
+                u.password.clone(),
+                u.role.clone(),
+                u.scope.clone().unwrap_or_else(|| "every state".into()),
+            ]
+        })
+        .collect();
+    println!(
+        "demo logins (also in {}/{MARKER}):\n{}",
+        s.dir,
+        output::table(&["login", "password", "role", "sees"], rows, &[])
+    );
+    match serving {
+        Some(addr) => println!("portal: http://{addr}/   (Ctrl-C stops it)"),
+        None => println!(
+            "serve it later: tesoro --config {} serve   (or run tesoro demo again)",
+            s.config
+        ),
+    }
     Ok(())
-}
-
-/// Starts the portal on `bind` with the demo users.
-async fn serve(s: &Summary, bind: &str, quiet: bool) -> anyhow::Result<()> {
-    let _ = (s, bind, quiet);
-    bail!("the portal (tesoro-server) is not part of this build yet: run with --no-serve")
 }
