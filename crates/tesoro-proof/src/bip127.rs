@@ -261,8 +261,8 @@ impl ReservesPsbt {
         );
         let ser = bitcoin::consensus::serialize(&other);
         let utxos = as_utxos(&spent);
-        for i in 1..other.input.len() {
-            if verify_input(&spent[i], &ser, &utxos, i).is_ok() {
+        for (i, prev) in spent.iter().enumerate().skip(1) {
+            if verify_input(prev, &ser, &utxos, i).is_ok() {
                 return Err(ProofError::Script {
                     input: i,
                     outpoint: other.input[i].previous_output.to_string(),
@@ -329,8 +329,8 @@ fn run_scripts(
 ) -> Result<(), ProofError> {
     let ser = bitcoin::consensus::serialize(tx);
     let utxos = as_utxos(spent);
-    for i in 1..tx.input.len() {
-        if let Err(e) = verify_input(&spent[i], &ser, &utxos, i) {
+    for (i, prev) in spent.iter().enumerate().skip(1) {
+        if let Err(e) = verify_input(prev, &ser, &utxos, i) {
             let reason = match e {
                 bitcoinconsensus::Error::ERR_SCRIPT => {
                     "script evaluation failed (missing or invalid signature)".to_string()

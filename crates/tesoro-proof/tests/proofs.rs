@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::collections::HashMap;
-
 use bitcoin::hashes::Hash;
 use bitcoin::secp256k1::Message;
 use bitcoin::sighash::SighashCache;
@@ -310,8 +308,6 @@ fn bip127_structure_errors_are_named() {
         .verify(&m, &at_h, h)
         .unwrap_err();
     assert!(matches!(e, ProofError::NotUnspent { .. }), "{e}");
-    let empty: HashMap<OutPoint, TxOut> = HashMap::new();
     assert!(ReservesPsbt::parse(b"").is_err());
     assert!(ReservesPsbt::parse(b"not a psbt").is_err());
-    let _ = empty;
 }
