@@ -674,6 +674,17 @@ fn copy_block_from(
         buf.truncate(len);
     }
     key.copy_apply(src, buf, loc.offset);
+    // The block is copied out: drop its pages from this process's page tables, so the
+    // mapping's resident size (counted in our RSS) stays about one block per worker instead
+    // of growing to the whole dir. The page cache keeps the pages.
+    if let Ok(o) = usize::try_from(loc.offset) {
+        // SAFETY: MADV_DONTNEED on a read-only *shared file* mapping only unmaps the pages;
+        // a later access faults them back in from the file with the same bytes (it zero-fills
+        // only private anonymous/CoW pages, which this mapping has none of). The mapping itself
+        // stays, so any slice into it (here or in another worker, for a block sharing a page)
+        // stays valid and reads the same bytes.
+        let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, o, len) };
+    }
     Ok(())
 }
 
