@@ -513,6 +513,32 @@ fn ledger_end_to_end() {
     );
     assert_eq!(h["chain_sats"], bal["total_sats"]);
     assert_eq!(h["custodial_sats"], 12 * BTC);
+    // The same at a block height: the tip holds what the balance says; custodial rows are
+    // their own, marked as such.
+    let tip = bal["height"].as_u64().expect("balance names its height");
+    let hh = json(
+        dir,
+        &[
+            "report",
+            "holdings",
+            "--at",
+            &tip.to_string(),
+            "--currency",
+            "USD",
+            "--allow-last-known",
+            "--json",
+        ],
+    );
+    assert_eq!(hh["chain_sats"], bal["total_sats"], "{hh}");
+    assert_eq!(hh["height"], tip);
+    let rows = h["rows"].as_array().unwrap();
+    assert!(rows.iter().any(|r| r["source"] == "custodial"), "{h}");
+    let acc_all = json(dir, &["report", "accumulation", "--json"]);
+    assert_eq!(acc_all["custodial_end_sats"], 12 * BTC, "{acc_all}");
+    assert_eq!(
+        acc_all["total_end_sats"].as_u64().unwrap(),
+        acc_all["stock_end_sats"].as_u64().unwrap() + 12 * BTC
+    );
     assert_eq!(h["prices"][0]["currency"], "USD");
     assert_eq!(h["prices"][0]["stale"], false);
     let e = fails(
