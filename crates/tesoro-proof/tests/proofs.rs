@@ -183,9 +183,8 @@ fn bip127_checked_at_the_pinned_height_with_every_input_script() {
         let e = parsed.verify(&message(&c, h - 1), &at_h, h).unwrap_err();
         assert!(matches!(e, ProofError::Commitment { .. }), "{e}");
     }
-    // Later, some of these coins were spent (the mining payout was swept at 135, the seized
-    // coins moved at 171): the same proof no longer holds at a later height, which is why a
-    // proof is checked at its statement's height and not at the tip.
+    // Later, some of these coins were spent (the seized coins moved at 171): the same proof
+    // no longer holds at the tip, which is why a proof is checked at its statement's height.
     let psbt = reserves_psbt(&c, &m, Commitment::Sha256, &coins);
     let parsed = ReservesPsbt::parse(&psbt.serialize()).unwrap();
     let tip = c.index.tip_height();

@@ -404,7 +404,7 @@ fn proofs_make_addresses_verified_and_a_verifier_checks_them_at_the_height() {
             &sig,
         ],
     );
-    // BIP-127: the mining payout's coins, unspent at 130 (swept at 135).
+    // BIP-127: the mining payout's coins, unspent at 130.
     let mining = proofs::bare("mining-payout", Kind::Wpkh);
     let coins = proofs::coins(&s.blocks, &mining, 130);
     assert!(!coins.is_empty());
@@ -447,21 +447,22 @@ fn proofs_make_addresses_verified_and_a_verifier_checks_them_at_the_height() {
         &["proof", "add", "--at", "140", "--psbt", "reserves.psbt"],
     );
     assert!(err.contains("commit to the challenge"), "{err}");
-    // A proof over the challenge at 140 spending those coins, which were swept at 135: the
-    // signatures are good, but the coins were not unspent at 140. Refused.
-    let ch140: serde_json::Value = serde_json::from_str(&ok(
+    // A proof over the challenge at 175 spending the seized coins of 130, which moved at
+    // 171: the signatures are good, but the coins were not unspent at 175. Refused.
+    let ch175: serde_json::Value = serde_json::from_str(&ok(
         &s.dir,
-        &["proof", "challenge", "--at", "140", "--json"],
+        &["proof", "challenge", "--at", "175", "--json"],
     ))
     .unwrap();
-    let late = proofs::reserves_psbt(ch140["message"].as_str().unwrap(), &mining, &coins);
+    let seized_at_130 = proofs::coins(&s.blocks, &seized, 130);
+    let late = proofs::reserves_psbt(ch175["message"].as_str().unwrap(), &seized, &seized_at_130);
     std::fs::write(s.dir.join("late.psbt"), late.serialize()).unwrap();
     let err = fails(
         &s.dir,
-        &["proof", "add", "--at", "140", "--psbt", "late.psbt"],
+        &["proof", "add", "--at", "175", "--psbt", "late.psbt"],
     );
     assert!(
-        err.contains("not an unspent output") && err.contains("140"),
+        err.contains("not an unspent output") && err.contains("175"),
         "{err}"
     );
     // A forged taproot signature: refused, nothing stored.
