@@ -128,6 +128,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api::routes())
         .merge(portal::routes())
         .fallback(api::not_found)
+        .method_not_allowed_fallback(api::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::csrf_guard,

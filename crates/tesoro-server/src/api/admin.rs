@@ -1,12 +1,13 @@
 //! Users, the audit log and the sync status.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use tesoro_core::EntityCode;
 use tesoro_store::{AuditReport, AuditRow};
 
+use super::extract::{J, Q};
 use super::page::PageQuery;
 use crate::auth::{Action, Identity};
 use crate::error::{ApiError, ApiResult, ServerError};
@@ -42,7 +43,7 @@ pub(crate) struct NewUserBody {
 pub(crate) async fn add_user(
     State(state): State<AppState>,
     identity: Identity,
-    Json(body): Json<NewUserBody>,
+    J(body): J<NewUserBody>,
 ) -> ApiResult<(StatusCode, Json<User>)> {
     identity.require(Action::ManageUsers, None)?;
     let role: Role = body.role.parse().map_err(ApiError::unprocessable)?;
@@ -86,16 +87,10 @@ pub(crate) struct AuditPage {
 pub(crate) async fn audit_log(
     State(state): State<AppState>,
     identity: Identity,
-    Query(q): Query<AuditQuery>,
+    Q(q): Q<AuditQuery>,
 ) -> ApiResult<Json<AuditPage>> {
     identity.require(Action::ReadAudit, None)?;
-    let limit = q.page.limit.unwrap_or(super::page::DEFAULT_LIMIT);
-    if !(1..=super::page::MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::bad_request(format!(
-            "limit must be 1 to {}",
-            super::page::MAX_LIMIT
-        )));
-    }
+    let limit = q.page.limit()?;
     // Keyset pagination on seq: stable while rows are appended.
     let after: i64 = match q.page.cursor.as_deref() {
         None | Some("") => 0,

@@ -2,12 +2,15 @@
 //! and entity scope through [`crate::auth::Identity::require`] before it reads or writes.
 
 mod admin;
+pub mod extract;
+mod ledger;
 pub mod openapi;
+mod oversight;
 pub mod page;
 mod registry;
 mod session;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
@@ -17,6 +20,7 @@ use tesoro_core::EntityCode;
 
 use crate::error::ApiError;
 use crate::AppState;
+use extract::Q;
 
 /// Every API route: path and handlers. The OpenAPI document must name each path (a test
 /// checks it both ways).
@@ -36,7 +40,22 @@ fn table() -> Vec<(&'static str, MethodRouter<AppState>)> {
             "/api/v1/wallets",
             get(registry::list_wallets).post(registry::add_wallet),
         ),
+        ("/api/v1/balance", get(ledger::balance)),
+        ("/api/v1/utxos", get(ledger::utxos)),
+        ("/api/v1/history", get(ledger::history)),
+        ("/api/v1/movements", get(ledger::movements)),
+        ("/api/v1/movements/{txid}/classify", post(ledger::classify)),
+        ("/api/v1/reports/holdings", get(ledger::report_holdings)),
+        (
+            "/api/v1/reports/accumulation",
+            get(ledger::report_accumulation),
+        ),
+        ("/api/v1/reports/pnl", get(ledger::report_pnl)),
         ("/api/v1/sync", get(admin::sync_status)),
+        (
+            "/api/v1/statements/latest",
+            get(oversight::latest_statement),
+        ),
         (
             "/api/v1/users",
             get(admin::list_users).post(admin::add_user),
@@ -63,6 +82,15 @@ pub async fn not_found() -> ApiError {
     ApiError::not_found("no such page or endpoint (the API is documented at /api/v1/openapi.json)")
 }
 
+/// The answer for a known path asked with the wrong method.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this path does not take that method (see /api/v1/openapi.json)",
+    )
+}
+
 async fn health() -> &'static str {
     "ok"
 }
@@ -74,7 +102,7 @@ struct EntityQuery {
 
 async fn public_summary(
     State(state): State<AppState>,
-    Query(q): Query<EntityQuery>,
+    Q(q): Q<EntityQuery>,
 ) -> Result<Response, ApiError> {
     let entity = q
         .entity

@@ -13,10 +13,29 @@ pub const MAX_LIMIT: usize = 1000;
 /// `limit` and `cursor` from the query string.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct PageQuery {
-    /// Items per page (1..=1000, default 100).
-    pub limit: Option<usize>,
+    /// Items per page (1..=1000, default 100). Text, because query strings flattened into
+    /// another struct reach serde as strings.
+    pub limit: Option<String>,
     /// Where to go on: a previous page's `next_cursor`.
     pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    /// The page size asked for, checked.
+    pub fn limit(&self) -> Result<usize, ApiError> {
+        let limit = match self.limit.as_deref() {
+            None | Some("") => DEFAULT_LIMIT,
+            Some(l) => l
+                .parse()
+                .map_err(|_| ApiError::bad_request(format!("limit must be 1 to {MAX_LIMIT}")))?,
+        };
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(ApiError::bad_request(format!(
+                "limit must be 1 to {MAX_LIMIT}"
+            )));
+        }
+        Ok(limit)
+    }
 }
 
 /// One page of a list.
@@ -31,12 +50,7 @@ pub struct Page<T> {
 impl<T> Page<T> {
     /// Cuts the page `q` asks for out of the full, ordered list.
     pub fn of(all: Vec<T>, q: &PageQuery) -> Result<Page<T>, ApiError> {
-        let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::bad_request(format!(
-                "limit must be 1 to {MAX_LIMIT}"
-            )));
-        }
+        let limit = q.limit()?;
         let start: usize = match q.cursor.as_deref() {
             None | Some("") => 0,
             Some(c) => c

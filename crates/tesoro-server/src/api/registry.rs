@@ -1,6 +1,6 @@
 //! Entities and wallets: list (within the caller's grant) and add (audited).
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -11,6 +11,7 @@ use tesoro_core::wallet::{check_gap_limit, parse_address_list, DescriptorPair};
 use tesoro_core::EntityCode;
 use tesoro_store::{audit_append, AuditEntry, NewEntity, NewWallet, NewWalletKind, WalletRow};
 
+use super::extract::{J, Q};
 use super::page::{Page, PageQuery};
 use crate::auth::{Action, Identity};
 use crate::error::{ApiError, ApiResult};
@@ -57,7 +58,7 @@ pub(crate) struct NewEntityBody {
 pub(crate) async fn add_entity(
     State(state): State<AppState>,
     identity: Identity,
-    Json(body): Json<NewEntityBody>,
+    J(body): J<NewEntityBody>,
 ) -> ApiResult<(StatusCode, Json<tesoro_core::Entity>)> {
     let bad = |e: tesoro_core::entity::EntityError| ApiError::unprocessable(e.to_string());
     let new = NewEntity {
@@ -103,7 +104,7 @@ pub(crate) struct WalletQuery {
 pub(crate) async fn list_wallets(
     State(state): State<AppState>,
     identity: Identity,
-    Query(q): Query<WalletQuery>,
+    Q(q): Q<WalletQuery>,
 ) -> ApiResult<Json<Page<WalletRow>>> {
     let scope = identity.read_scope(q.entity.as_deref())?;
     let wallets = state.store.wallets(scope.as_ref()).await?;

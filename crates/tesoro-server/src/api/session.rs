@@ -7,6 +7,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::extract::J;
 use crate::auth::{self, Identity};
 use crate::error::ApiError;
 use crate::AppState;
@@ -21,7 +22,7 @@ pub(crate) async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
     peer: auth::Peer,
-    Json(body): Json<LoginBody>,
+    J(body): J<LoginBody>,
 ) -> Result<Response, ApiError> {
     let ip = auth::client_ip(&state, &headers, peer.0);
     let ok = auth::login(&state, &ip, &body.username, &body.password).await?;

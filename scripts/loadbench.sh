@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Load benchmark of `tesoro serve`: the public summary endpoint and the public page, with wrk
+# (256 connections, 2 threads, 10 s, latency distribution), on SQLite and on PostgreSQL.
+#
+#   scripts/loadbench.sh            # both backends (PostgreSQL from TESORO_TEST_PG)
+#   BACKENDS=sqlite scripts/loadbench.sh
+#
+# The office: the generated `reserve.toml` chain (tesoro-testchain), its wallets registered
+# under SV-ONBTC below SV, synced from the blocks dir; a few days of prices so the summary
+# carries a valuation. Release build in CARGO_TARGET_DIR (default target-web).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target-web}
+BACKENDS=${BACKENDS:-"sqlite postgres"}
+PAGE_PATH=${PAGE_PATH:-/}
+SUMMARY_PATH=/api/v1/public/summary?entity=SV
+DURATION=${DURATION:-10s}
+
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
+nice -n 5 cargo build --release -q -p tesoro -p tesoro-testchain --example generate
+BIN=$CARGO_TARGET_DIR/release/tesoro
+GEN=$CARGO_TARGET_DIR/release/examples/generate
+WORK=$(mktemp -d)
+SERVER_PID=
+cleanup() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+"$GEN" crates/tesoro-testchain/scenarios/reserve.toml "$WORK/chain" >/dev/null
+printf "date,price\n" >"$WORK/prices.csv"
+python3 - "$WORK" <<'PY'
+import datetime, json, sys
+work = sys.argv[1]
+exp = json.load(open(f"{work}/chain/expected.json"))
+with open(f"{work}/wallets.sh", "w") as f:
+    for w in exp["wallets"]:
+        f.write(f"t wallet add --entity SV-ONBTC --name {w['name']} --descriptor '{w['external']}' "
+                f"--change-descriptor '{w['internal']}' --gap-limit {w['gap_limit']}\n")
+    for a in exp["addresses"]:
+        f.write(f"t wallet add --entity SV --name {a['name']} --addresses {a['address']}\n")
+with open(f"{work}/prices.csv", "a") as f:
+    d = datetime.date(2009, 1, 1)
+    while d <= datetime.date(2030, 12, 31):
+        f.write(f"{d},100000.00\n")
+        d += datetime.timedelta(days=30)
+PY
+
+setup_office() { # $1 = database URL
+    local url=$1
+    t() { "$BIN" --db "$url" "$@" >/dev/null; }
+    t init --network regtest
+    t entity add "El Salvador" --code SV
+    t entity add "Bitcoin Office" --code SV-ONBTC --parent SV
+    # shellcheck disable=SC1091
+    source "$WORK/wallets.sh"
+    t sync --source "core-dir:$WORK/chain/blocks"
+    t prices import generic "$WORK/prices.csv" --currency USD
+}
+
+bench() { # $1 = label, $2 = URL path
+    echo "== $1: $2"
+    wrk -c256 -t2 -d"$DURATION" --latency "http://$ADDR$2" | tee "$WORK/wrk.txt"
+    local rps p50 p99
+    rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.txt")
+    p50=$(awk '$1=="50%" {print $2}' "$WORK/wrk.txt")
+    p99=$(awk '$1=="99%" {print $2}' "$WORK/wrk.txt")
+    echo "RESULT $BACKEND $1 rps=$rps p50=$p50 p99=$p99"
+}
+
+for BACKEND in $BACKENDS; do
+    case $BACKEND in
+        sqlite) URL="sqlite://$WORK/tesoro.db" ;;
+        postgres)
+            : "${TESORO_TEST_PG:?set TESORO_TEST_PG=postgres://USER:PW@127.0.0.1:5432/postgres}"
+            URL="${TESORO_TEST_PG%/*}/tesoro_loadbench_$$" ;;
+        *) echo "unknown backend $BACKEND" >&2; exit 1 ;;
+    esac
+    setup_office "$URL"
+    "$BIN" --db "$URL" serve --bind 127.0.0.1:0 2>"$WORK/serve.log" &
+    SERVER_PID=$!
+    for _ in $(seq 100); do grep -q "serving on" "$WORK/serve.log" && break; sleep 0.1; done
+    ADDR=$(sed -n 's/.*serving on http:\/\/\([^ ]*\).*/\1/p' "$WORK/serve.log" | head -1)
+    curl -fsS "http://$ADDR$SUMMARY_PATH" >/dev/null  # warm the cache
+    bench summary "$SUMMARY_PATH"
+    bench page "$PAGE_PATH"
+    kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
+    if [ "$BACKEND" = postgres ]; then
+        psql "$TESORO_TEST_PG" -qc "DROP DATABASE IF EXISTS tesoro_loadbench_$$ WITH (FORCE)" >/dev/null 2>&1 || true
+    fi
+done
