@@ -219,7 +219,7 @@ fn draw_bars(s: &mut String, unit: &str, names: &[&str], periods: &[Bars]) -> Re
         .x_label_formatter(&|x| {
             let i = x.floor() as usize;
             match starts.get(i) {
-                Some(d) if i % label_every == 0 => {
+                Some(d) if i.is_multiple_of(label_every) => {
                     format!("{}-{:02}", d.year(), u8::from(d.month()))
                 }
                 _ => String::new(),

@@ -77,6 +77,8 @@ pub struct AgencyRow {
     pub indent_em: String,
     /// BTC, full precision.
     pub btc: String,
+    /// Value in USD at the page's price (empty without a price).
+    pub usd: String,
 }
 
 /// One listed address.
@@ -317,6 +319,7 @@ pub async fn build(
             depth: r.depth,
             indent_em: format!("{:.1}", 0.6 + 1.5 * r.depth as f64),
             btc: fmt::btc(rolled.get(r.entity.code.as_str()).copied().unwrap_or(0)),
+            usd: String::new(),
         })
         .collect();
 
@@ -346,6 +349,15 @@ pub async fn build(
                 });
             }
             Err(e) => value_gaps.push(format!("{c}: {e}")),
+        }
+    }
+
+    // Each agency's value at the same USD price (the reserve fund is usually one agency).
+    let mut agencies = agencies;
+    if let Ok(q) = prices.btc_price(day, "USD") {
+        for a in &mut agencies {
+            let sats = rolled.get(a.code.as_str()).copied().unwrap_or(0);
+            a.usd = fmt::money_short(value_of(sats, q.value));
         }
     }
 
@@ -429,12 +441,11 @@ pub async fn build(
     })
 }
 
+/// Dated values of one chart line.
+type Points = Vec<(Date, f64)>;
+
 /// Daily holdings as a step line (at most ~500 points) and their USD value.
-fn over_time(
-    by_day: &BTreeMap<Date, i64>,
-    end: Date,
-    prices: &PriceBook,
-) -> (Vec<(Date, f64)>, Vec<(Date, f64)>) {
+fn over_time(by_day: &BTreeMap<Date, i64>, end: Date, prices: &PriceBook) -> (Points, Points) {
     let Some(first) = by_day.keys().next().copied() else {
         return (Vec::new(), Vec::new());
     };

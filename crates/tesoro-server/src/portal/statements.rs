@@ -78,13 +78,13 @@ pub async fn latest(
     institution: &str,
     height: u32,
 ) -> Result<Option<StatementInfo>, PortalError> {
-    Ok(all(store)
+    all(store)
         .await?
         .into_iter()
         .filter(|s| s.entity == institution && s.height <= height)
         .max_by_key(|s| (s.height, s.id))
         .map(|s| info(&s.signed_json))
-        .transpose()?)
+        .transpose()
 }
 
 /// A stored statement row (the `statements` table of migration 0006).

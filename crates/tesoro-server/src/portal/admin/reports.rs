@@ -180,7 +180,7 @@ pub(super) async fn report(
                 )
                 .await
                 .map_err(report_err)?;
-                let m = |d: rust_decimal::Decimal| fmt::money(d);
+                let m = fmt::money;
                 let rows = vec![
                     vec!["proceeds".into(), m(p.proceeds)],
                     vec!["cost of what was disposed".into(), m(p.cost_disposed)],
