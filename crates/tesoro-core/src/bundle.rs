@@ -311,7 +311,7 @@ pub fn open(bytes: &[u8]) -> Result<Opened, BundleError> {
     if bytes.is_empty() {
         return Err(BundleError::Truncated("the file is empty".into()));
     }
-    if bytes.len() % 512 != 0 {
+    if !bytes.len().is_multiple_of(512) {
         return Err(BundleError::Truncated(format!(
             "{} bytes is not a whole number of 512-byte tar blocks",
             bytes.len()
@@ -415,19 +415,8 @@ pub fn open(bytes: &[u8]) -> Result<Opened, BundleError> {
             }
         }
     }
-    let Some((manifest_bytes, manifest, public_key)) = manifest else {
-        return Err(BundleError::Layout(format!("no {MANIFEST_NAME} entry")));
-    };
-    let Some(signature) = signature else {
-        return Err(BundleError::Unsigned);
-    };
-    if let Some(missing) = manifest.files.get(files.len()) {
-        return Err(BundleError::Truncated(format!(
-            "files/{} listed in the manifest is missing",
-            missing.name
-        )));
-    }
-    // The trailer: at least two zero blocks, and nothing but zeros after the last entry.
+    // The trailer first (a cut archive is truncated, not unsigned): at least two zero blocks,
+    // and nothing but zeros after the last entry.
     let tail = usize::try_from(end)
         .ok()
         .and_then(|e| bytes.get(e..))
@@ -439,6 +428,18 @@ pub fn open(bytes: &[u8]) -> Result<Opened, BundleError> {
         return Err(BundleError::Layout(
             "bytes follow the last entry of the archive".into(),
         ));
+    }
+    let Some((manifest_bytes, manifest, public_key)) = manifest else {
+        return Err(BundleError::Layout(format!("no {MANIFEST_NAME} entry")));
+    };
+    let Some(signature) = signature else {
+        return Err(BundleError::Unsigned);
+    };
+    if let Some(missing) = manifest.files.get(files.len()) {
+        return Err(BundleError::Truncated(format!(
+            "files/{} listed in the manifest is missing",
+            missing.name
+        )));
     }
     Ok(Opened {
         manifest_bytes,

@@ -225,7 +225,12 @@ pub struct PolicyError {
 
 /// Parses a BTC amount written as a decimal string into sats.
 pub fn btc_to_sats(s: &str) -> Option<u64> {
-    let d: rust_decimal::Decimal = s.trim().parse().ok()?;
+    let t = s.trim();
+    // Plain decimals only: no sign, exponent or separators.
+    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return None;
+    }
+    let d: rust_decimal::Decimal = t.parse().ok()?;
     if d.is_sign_negative() {
         return None;
     }

@@ -276,7 +276,7 @@ impl Store {
                     d.sats = d.sats.saturating_add(m.disposed);
                     continue;
                 }
-                if !raw_cache.contains_key(&m.txid) {
+                if let std::collections::hash_map::Entry::Vacant(slot) = raw_cache.entry(m.txid) {
                     let tx = match self.raw_tx(&m.txid).await? {
                         Some(raw) => Some(
                             bitcoin::Transaction::consensus_decode(&mut raw.as_slice()).map_err(
@@ -285,7 +285,7 @@ impl Store {
                         ),
                         None => None,
                     };
-                    raw_cache.insert(m.txid, tx);
+                    slot.insert(tx);
                 }
                 let mut paid: BTreeMap<String, u64> = BTreeMap::new();
                 if let Some(Some(tx)) = raw_cache.get(&m.txid) {

@@ -238,7 +238,7 @@ async fn assert_read_only(url: &str) {
     for sql in [
         "UPDATE bundles SET issuer = 'someone else'",
         "DELETE FROM bundles",
-        "UPDATE bundle_files SET content = name",
+        "UPDATE bundle_files SET name = 'other.json'",
         "DELETE FROM bundle_files",
     ] {
         let e = c.execute(sql).await.unwrap_err().to_string();
