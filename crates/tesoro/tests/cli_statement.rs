@@ -286,9 +286,14 @@ mod proofs {
     pub fn coins(blocks: &std::path::Path, s: &Spender, h: u32) -> Vec<(OutPoint, TxOut)> {
         let dir = tesoro_chain::BlocksDir::open(blocks, Network::Regtest).unwrap();
         let index = dir.index().unwrap();
-        let m: HashMap<OutPoint, TxOut> =
-            tesoro_proof::at_height::unspent_at(&dir, &index, &[s.script_pubkey.clone()], 0, h)
-                .unwrap();
+        let m: HashMap<OutPoint, TxOut> = tesoro_proof::at_height::unspent_at(
+            &dir,
+            &index,
+            std::slice::from_ref(&s.script_pubkey),
+            0,
+            h,
+        )
+        .unwrap();
         let mut v: Vec<_> = m.into_iter().collect();
         v.sort_by_key(|(o, _)| *o);
         v
