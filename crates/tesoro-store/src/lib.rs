@@ -18,9 +18,9 @@ mod ledger;
 mod partners;
 mod policy;
 mod registry;
-mod statements;
 pub mod reports;
 mod specific;
+mod statements;
 
 use std::str::FromStr;
 
