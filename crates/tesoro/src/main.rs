@@ -141,6 +141,30 @@ fn init_logging(verbose: u8) {
         .try_init();
 }
 
+/// Commands that print a result and end: for these a closed stdout (`tesoro … --json | head`)
+/// should stop the program quietly, as it does other Unix tools, instead of `println!`
+/// panicking on EPIPE. Long-running commands that hold sockets (serve, demo, sync, alerts)
+/// keep Rust's default of ignoring SIGPIPE.
+fn prints_and_exits(command: &Command) -> bool {
+    !matches!(
+        command,
+        Command::Serve(_) | Command::Demo(_) | Command::Sync(_) | Command::Alerts(_)
+    )
+}
+
+#[cfg(unix)]
+fn restore_default_sigpipe() {
+    // SAFETY: `signal` only resets this process's disposition for SIGPIPE to the default
+    // action. No Rust handler is installed, so no Rust code can be interrupted mid-way; it
+    // runs before the runtime starts any thread, and the arguments are libc's own constants.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn restore_default_sigpipe() {}
+
 fn main() -> ExitCode {
     // Refuse private key material before clap sees it: clap echoes unexpected arguments in
     // its errors, and a secret must never be printed back.
@@ -159,6 +183,9 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let cli = Cli::parse_from(&args);
+    if prints_and_exits(&cli.command) {
+        restore_default_sigpipe();
+    }
     init_logging(cli.verbose);
     let globals = Globals {
         config: cli
