@@ -545,6 +545,8 @@ fn on_postgresql_one_instance_syncs_and_another_takes_over_when_it_dies() {
     drop(follower);
     rt.block_on(async {
         use sqlx::{Connection, Executor};
+        // Each nextest test is its own process: nothing else installed the Any drivers here.
+        sqlx::any::install_default_drivers();
         if let Ok(mut c) = sqlx::AnyConnection::connect(&admin).await {
             let _ = c
                 .execute(sqlx::AssertSqlSafe(format!(
