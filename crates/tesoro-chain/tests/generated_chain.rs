@@ -264,21 +264,22 @@ fn random_scenario(seed: u64, steps: &[(u8, u8, u32)]) -> Scenario {
     let mut h = 106;
     let mut funded = [false; 3];
     for &(op, who, amt) in steps {
-        let n = names[(who % 3) as usize];
+        let who = who % 3; // reduced first: `who + 1` below must not overflow a u8
+        let n = names[who as usize];
         let amount = 100_000 + u64::from(amt % 5_000_000);
         let ev = match op % 5 {
             0 | 1 => {
-                funded[(who % 3) as usize] = true;
+                funded[who as usize] = true;
                 format!("kind = \"receive\"\nto = \"{n}\"\namount_sat = {amount}\n")
             }
-            2 if funded[(who % 3) as usize] => {
+            2 if funded[who as usize] => {
                 format!(
                     "kind = \"send\"\nfrom = \"{n}\"\namount_sat = {}\n",
                     amount / 50
                 )
             }
-            3 if funded[(who % 3) as usize] => {
-                funded[(who % 3) as usize] = false;
+            3 if funded[who as usize] => {
+                funded[who as usize] = false;
                 funded[((who + 1) % 3) as usize] = true;
                 format!(
                     "kind = \"transfer\"\nfrom = [\"{n}\"]\nto = \"{}\"\n",
@@ -312,4 +313,21 @@ proptest! {
         }
         scan_and_check(&out.blocks_dir, &out.expected, ScanOptions { threads: 2, in_flight: 4 }, Prefilter::Always);
     }
+}
+
+/// CI found this case: a transfer from the owner numbered 255 overflowed the owner arithmetic.
+#[test]
+fn a_transfer_from_the_last_owner_number_generates_and_scans() {
+    let sc = random_scenario(7, &[(0, 255, 0), (3, 255, 0), (2, 1, 0)]);
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tesoro_testchain::generate(&sc, tmp.path()).expect("generate");
+    scan_and_check(
+        &out.blocks_dir,
+        &out.expected,
+        ScanOptions {
+            threads: 2,
+            in_flight: 4,
+        },
+        Prefilter::Always,
+    );
 }
