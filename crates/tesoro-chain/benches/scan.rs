@@ -1,7 +1,9 @@
 //! Chain-scan benchmark: tesoro's scanner against `bitcoin-block-parser` (rust-bitcoin decode,
 //! parallel) and `bdk_wallet`'s `apply_block`, over the same generated Core blocks dir, with 10,
 //! 10,000 and 1,000,000 watched scripts. Prints MB/s, blocks/s and peak RSS (VmHWM) per run;
-//! each run is its own child process so peak RSS is that run's alone.
+//! each run is its own child process so peak RSS is that run's alone. `--tools ceiling` adds
+//! the floor of any reader (map, de-XOR copy and touch every byte on every core) so the
+//! figures can be read against this machine's memory bandwidth.
 //!
 //! ```text
 //! cargo run --release -p tesoro-testchain --example generate -- \
@@ -197,6 +199,59 @@ fn run_parser(dir: &Path, scripts: Vec<ScriptBuf>) -> Outcome {
     }
 }
 
+/// The least any reader of these files must do, as a ceiling for the others: map every blk
+/// file, copy every byte out de-XORed (what tesoro's reader does before parsing) in 1 MiB
+/// chunks, and fold the copy into a checksum so nothing is optimised away. Both cores, files
+/// split between them. No parsing, no watch set: no scanner can beat this figure here.
+fn run_ceiling(dir: &Path) -> Outcome {
+    let t = Instant::now();
+    let c = cpu_secs();
+    let blocks = BlocksDir::open(dir, Network::Regtest).unwrap();
+    let key = blocks.xor_key();
+    let files: Vec<PathBuf> = blocks.files().iter().map(|f| f.path.clone()).collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (bytes, sum) = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut buf = vec![0u8; 1 << 20];
+                    let (mut bytes, mut sum) = (0u64, 0u64);
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(path) = files.get(i) else { break };
+                        let file = std::fs::File::open(path).unwrap();
+                        // SAFETY: the bench's own generated files, not modified while mapped.
+                        let map = unsafe { memmap2::Mmap::map(&file) }.unwrap();
+                        for (k, chunk) in map.chunks(buf.len()).enumerate() {
+                            let dst = &mut buf[..chunk.len()];
+                            key.copy_apply(chunk, dst, (k * (1 << 20)) as u64);
+                            sum = dst
+                                .chunks_exact(8)
+                                .fold(sum, |a, w| a ^ u64::from_le_bytes(w.try_into().unwrap()));
+                        }
+                        bytes += map.len() as u64;
+                    }
+                    (bytes, sum)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .fold((0, 0), |(b, s), (b2, s2)| (b + b2, s ^ s2))
+    });
+    std::hint::black_box(sum);
+    Outcome {
+        secs: t.elapsed().as_secs_f64(),
+        cpu: cpu_secs() - c,
+        bytes,
+        blocks: 0,
+        created: 0,
+        spent: 0,
+    }
+}
+
 fn run_bdk(dir: &Path, expected: &Expected, n: usize) -> Outcome {
     // BDK watches what its descriptors derive: lookahead sized so the two keychains together
     // hold about `n` scripts (the closest BDK equivalent of a watch set of that size).
@@ -245,6 +300,7 @@ fn child(dir: &Path, tool: &str, n: usize) {
         "tesoro" => run_tesoro(&blocks, scripts(&expected, n)),
         "parser" => run_parser(&blocks, scripts(&expected, n)),
         "bdk" => run_bdk(&blocks, &expected, n),
+        "ceiling" => run_ceiling(&blocks),
         other => panic!("unknown tool {other}"),
     };
     println!(
@@ -352,7 +408,7 @@ fn main() {
     }
     for &n in &sizes {
         if let Some(t) = results.get(&("tesoro".to_string(), n)) {
-            for peer in ["parser", "bdk"] {
+            for peer in ["parser", "bdk", "ceiling"] {
                 if let Some(p) = results.get(&(peer.to_string(), n)) {
                     println!("speed-up over {peer} at {n} watched: {:.1}x", t / p);
                 }

@@ -3,9 +3,9 @@
 
 use std::str::FromStr;
 
-use bitcoin::secp256k1::{Secp256k1, VerifyOnly};
 use bitcoin::ScriptBuf;
 use miniscript::{Descriptor, DescriptorPublicKey};
+use tesoro_core::derive::KeychainDeriver;
 
 use crate::error::{ChainError, Result};
 use crate::watch::ScriptDeriver;
@@ -13,7 +13,7 @@ use crate::watch::ScriptDeriver;
 /// Derives scripts of one public ranged descriptor.
 pub struct DescriptorDeriver {
     descriptor: Descriptor<DescriptorPublicKey>,
-    secp: Secp256k1<VerifyOnly>,
+    keys: KeychainDeriver,
 }
 
 impl std::fmt::Debug for DescriptorDeriver {
@@ -52,10 +52,9 @@ impl DescriptorDeriver {
                 "descriptor has no /* wildcard; watch its single address as a bare script".into(),
             ));
         }
-        Ok(Self {
-            descriptor,
-            secp: Secp256k1::verification_only(),
-        })
+        let keys =
+            KeychainDeriver::new(&descriptor).map_err(|e| ChainError::Descriptor(e.to_string()))?;
+        Ok(Self { descriptor, keys })
     }
 
     /// The parsed descriptor.
@@ -75,11 +74,7 @@ fn parse_public(s: &str) -> Result<Descriptor<DescriptorPublicKey>> {
 
 impl ScriptDeriver for DescriptorDeriver {
     fn derive(&self, index: u32) -> std::result::Result<ScriptBuf, String> {
-        let d = self
-            .descriptor
-            .derived_descriptor(&self.secp, index)
-            .map_err(|e| e.to_string())?;
-        Ok(d.script_pubkey())
+        self.keys.script_at(index).map_err(|e| e.to_string())
     }
 }
 

@@ -13,6 +13,7 @@ pub mod bundle;
 pub mod canonical;
 pub mod chain;
 pub mod classify;
+pub mod derive;
 pub mod entity;
 pub mod lots;
 pub mod movement;

@@ -14,6 +14,7 @@ use miniscript::policy::{semantic::Policy, Liftable};
 use miniscript::{Descriptor, ForEachKey};
 use serde::Serialize;
 
+use crate::derive::KeychainDeriver;
 use crate::network::ChainNetwork;
 use crate::secret::{refuse_secret, SecretRefused};
 
@@ -329,26 +330,42 @@ impl DescriptorPair {
         derive_script(desc, keychain, index)
     }
 
+    /// A deriver for many children of `keychain` (each key's fixed path walked once).
+    pub fn deriver(&self, keychain: Keychain) -> Result<KeychainDeriver, WalletError> {
+        let desc = self.keychain(keychain).ok_or(WalletError::Derive {
+            keychain: keychain.as_str(),
+            index: 0,
+            reason: "this wallet has no change descriptor".into(),
+        })?;
+        KeychainDeriver::new(desc).map_err(|e| WalletError::Derive {
+            keychain: keychain.as_str(),
+            index: 0,
+            reason: e.to_string(),
+        })
+    }
+
     /// Public facts for `wallet show`.
     pub fn info(&self) -> DescriptorInfo {
         DescriptorInfo::of(self)
     }
 }
 
-/// Derives the script of `desc` at `index`.
+/// Derives the script of `desc` at `index`. For many children of one keychain, build a
+/// [`KeychainDeriver`] once ([`DescriptorPair::deriver`]) instead.
 pub fn derive_script(
     desc: &Descriptor<DescriptorPublicKey>,
     keychain: Keychain,
     index: u32,
 ) -> Result<ScriptBuf, WalletError> {
-    let derived = desc
-        .at_derivation_index(index)
-        .map_err(|e| WalletError::Derive {
-            keychain: keychain.as_str(),
-            index,
-            reason: e.to_string(),
-        })?;
-    Ok(derived.script_pubkey())
+    let err = |e: crate::derive::DeriveError| WalletError::Derive {
+        keychain: keychain.as_str(),
+        index,
+        reason: e.to_string(),
+    };
+    KeychainDeriver::new(desc)
+        .map_err(err)?
+        .script_at(index)
+        .map_err(err)
 }
 
 /// The address of a script on `network`, if it has one (bare multisig and raw scripts do not).

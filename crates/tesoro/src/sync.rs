@@ -75,11 +75,11 @@ async fn watch_set(store: &Store, wallets: &[WalletRow]) -> anyhow::Result<Watch
                         continue;
                     }
                     if pair.is_ranged() {
-                        let p = pair.clone();
+                        let d = pair.deriver(kc)?;
                         ws.add_keychain(
                             owner,
                             k,
-                            Box::new(move |i: u32| p.script_at(kc, i).map_err(|e| e.to_string())),
+                            Box::new(move |i: u32| d.script_at(i).map_err(|e| e.to_string())),
                             gap,
                             last_used.get(&(w.id, k)).copied(),
                         )?;
