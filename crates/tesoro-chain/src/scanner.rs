@@ -120,15 +120,33 @@ struct Parsed {
     txids: Vec<(u32, Txid)>,
 }
 
+/// Outputs whose lookup is in flight: with a prefilter, each output's probe is issued this
+/// many outputs before it is answered, so the cache misses of the probes overlap.
+const PROBE_AHEAD: usize = 8;
+
+/// An output seen by the walk, waiting for its lookup.
+#[derive(Debug, Clone, Copy, Default)]
+struct PendingOut {
+    tx: u32,
+    vout: u32,
+    value: u64,
+    script_off: u32,
+    script_len: u32,
+    tail: u64,
+}
+
 struct ParseVisitor<'a> {
     base: usize,
+    block: &'a [u8],
     scripts: &'a ScriptIndex,
     tx: u32,
-    tx_matched: bool,
     tx_ranges: Vec<(u32, u32)>,
     outputs: Vec<MatchedOut>,
     inputs: Vec<InputRef>,
-    txids: Vec<(u32, Txid)>,
+    /// Ring of [`PROBE_AHEAD`] outputs awaiting their lookup (only with a prefilter).
+    pending: [PendingOut; PROBE_AHEAD],
+    pending_len: usize,
+    pending_head: usize,
 }
 
 impl ParseVisitor<'_> {
@@ -137,6 +155,35 @@ impl ParseVisitor<'_> {
     #[inline]
     fn off(&self, s: &[u8]) -> u32 {
         (s.as_ptr() as usize).wrapping_sub(self.base) as u32
+    }
+
+    /// Answer one output's lookup and keep it if watched.
+    #[inline]
+    fn resolve(&mut self, p: PendingOut) {
+        let start = p.script_off as usize;
+        let Some(script) = self.block.get(start..start + p.script_len as usize) else {
+            return;
+        };
+        if let Some(owner) = self.scripts.lookup_tail(script, p.tail) {
+            self.outputs.push(MatchedOut {
+                tx: p.tx,
+                vout: p.vout,
+                value: p.value,
+                script_off: p.script_off,
+                script_len: p.script_len,
+                owner,
+            });
+        }
+    }
+
+    /// Answer every output still in flight (at the end of the walk).
+    fn drain(&mut self) {
+        while self.pending_len > 0 {
+            let p = self.pending[self.pending_head];
+            self.pending_head = (self.pending_head + 1) % PROBE_AHEAD;
+            self.pending_len -= 1;
+            self.resolve(p);
+        }
     }
 }
 
@@ -163,16 +210,28 @@ impl Visitor for ParseVisitor<'_> {
     #[inline]
     fn visit_tx_out(&mut self, vout: usize, tx_out: &bsl::TxOut) -> ControlFlow<()> {
         let script = tx_out.script_pubkey();
-        if let Some(owner) = self.scripts.lookup(script) {
-            self.outputs.push(MatchedOut {
-                tx: self.tx,
-                vout: vout as u32,
-                value: tx_out.value(),
-                script_off: self.off(script),
-                script_len: script.len() as u32,
-                owner,
-            });
-            self.tx_matched = true;
+        let tail = self.scripts.prefetch(script);
+        let out = PendingOut {
+            tx: self.tx,
+            vout: vout as u32,
+            value: tx_out.value(),
+            script_off: self.off(script),
+            script_len: script.len() as u32,
+            tail,
+        };
+        if !self.scripts.has_prefilter() {
+            // Small sets live in cache: answer at once.
+            self.resolve(out);
+            return ControlFlow::Continue(());
+        }
+        if self.pending_len == PROBE_AHEAD {
+            let oldest = self.pending[self.pending_head];
+            self.pending[self.pending_head] = out;
+            self.pending_head = (self.pending_head + 1) % PROBE_AHEAD;
+            self.resolve(oldest);
+        } else {
+            self.pending[(self.pending_head + self.pending_len) % PROBE_AHEAD] = out;
+            self.pending_len += 1;
         }
         ControlFlow::Continue(())
     }
@@ -182,10 +241,6 @@ impl Visitor for ParseVisitor<'_> {
         let start = self.off(tx.as_ref());
         self.tx_ranges
             .push((start, start + tx.as_ref().len() as u32));
-        if self.tx_matched {
-            self.txids.push((self.tx, txid_of(tx)));
-            self.tx_matched = false;
-        }
         self.tx += 1;
         ControlFlow::Continue(())
     }
@@ -224,24 +279,40 @@ fn parse(raw: RawBlock, scripts: &ScriptIndex) -> Result<Parsed> {
     }
     let mut v = ParseVisitor {
         base: raw.bytes.as_ptr() as usize,
+        block: &raw.bytes,
         scripts,
         tx: 0,
-        tx_matched: false,
         tx_ranges: Vec::new(),
         outputs: Vec::new(),
         inputs: Vec::new(),
-        txids: Vec::new(),
+        pending: [PendingOut::default(); PROBE_AHEAD],
+        pending_len: 0,
+        pending_head: 0,
     };
     let parsed = bsl::Block::visit(&raw.bytes, &mut v)
         .map_err(|e| bad_block(&raw, hash, format!("{e:?}")))?;
-    if !parsed.remaining().is_empty() {
+    let remaining = parsed.remaining().len();
+    v.drain();
+    // Txids only of the transactions with a watched output (found once the lookups are all
+    // answered), hashed here on the parse workers rather than in the one-thread apply stage.
+    let mut txids: Vec<(u32, Txid)> = Vec::new();
+    for o in &v.outputs {
+        if txids.last().is_some_and(|&(t, _)| t == o.tx) {
+            continue;
+        }
+        let tx = v
+            .tx_ranges
+            .get(o.tx as usize)
+            .and_then(|&(s, e)| raw.bytes.get(s as usize..e as usize))
+            .and_then(|b| bsl::Transaction::parse(b).ok())
+            .ok_or_else(|| bad_block(&raw, hash, format!("tx {} unreadable", o.tx)))?;
+        txids.push((o.tx, txid_of(tx.parsed())));
+    }
+    if remaining != 0 {
         return Err(bad_block(
             &raw,
             hash,
-            format!(
-                "{} bytes after the last transaction",
-                parsed.remaining().len()
-            ),
+            format!("{remaining} bytes after the last transaction"),
         ));
     }
     if v.tx == 0 {
@@ -259,7 +330,7 @@ fn parse(raw: RawBlock, scripts: &ScriptIndex) -> Result<Parsed> {
         tx_ranges: v.tx_ranges,
         outputs: v.outputs,
         inputs: v.inputs,
-        txids: v.txids,
+        txids,
         raw,
     })
 }

@@ -168,6 +168,30 @@ impl TailBits {
         let (w, b) = self.index(key);
         self.words.get(w).is_none_or(|word| word & b != 0)
     }
+
+    /// Ask the CPU to start loading the word `key` will probe. At 1M scripts the set is 2 MiB
+    /// and each probe is a cache miss; issued a few outputs ahead, the misses overlap.
+    #[inline]
+    fn prefetch(&self, key: u64) {
+        let (w, _) = self.index(key);
+        if let Some(word) = self.words.get(w) {
+            prefetch_read(word);
+        }
+    }
+}
+
+/// A read prefetch hint for the cache line holding `v` (a no-op off x86-64).
+#[inline]
+fn prefetch_read<T>(v: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHT0 is only a hint: it never faults, never writes and changes no
+    // architectural state; the pointer comes from a live reference besides.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>((v as *const T).cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = v;
 }
 
 /// The exact script set with its optional prefilter.
@@ -218,8 +242,26 @@ impl ScriptIndex {
     /// Owner of `script`, if watched. The scanner's hot path.
     #[inline]
     pub fn lookup(&self, script: &[u8]) -> Option<ScriptOwner> {
+        self.lookup_tail(script, tail_key(script))
+    }
+
+    /// Start loading what [`ScriptIndex::lookup_tail`] will need for `script`; returns the key
+    /// to pass it. The scanner calls this some outputs ahead of the lookup.
+    #[inline]
+    pub(crate) fn prefetch(&self, script: &[u8]) -> u64 {
+        if self.filter.is_none() {
+            return 0; // no first level to probe: the key is not used
+        }
+        let tail = tail_key(script);
+        self.tail.prefetch(tail);
+        tail
+    }
+
+    /// [`ScriptIndex::lookup`] with the script's tail key already computed.
+    #[inline]
+    pub(crate) fn lookup_tail(&self, script: &[u8], tail: u64) -> Option<ScriptOwner> {
         if let Some(filter) = &self.filter {
-            if !self.tail.may_contain(tail_key(script)) {
+            if !self.tail.may_contain(tail) {
                 return None;
             }
             let key = script_key(script);
