@@ -665,6 +665,48 @@ mod tests {
     }
 
     #[test]
+    fn a_large_gap_is_derived_on_every_core_with_each_child_at_its_index() {
+        let n = PARALLEL_DERIVE_MIN * 3 + 7; // several threads, uneven shares
+        let mut w = WatchSet::new();
+        w.add_keychain(4, 1, Box::new(|i: u32| Ok(script(i))), n, None)
+            .unwrap();
+        for i in [
+            0,
+            1,
+            PARALLEL_DERIVE_MIN - 1,
+            PARALLEL_DERIVE_MIN,
+            n / 2,
+            n - 1,
+        ] {
+            assert_eq!(
+                w.scripts().lookup(script(i).as_bytes()),
+                Some(ScriptOwner::derived(4, 1, i)),
+                "child {i}"
+            );
+        }
+        assert_eq!(w.scripts().lookup(script(n).as_bytes()), None);
+        // A failing child is reported by its own index, whichever thread derived it.
+        let bad = n - 3;
+        let mut w = WatchSet::new();
+        let e = w
+            .add_keychain(
+                4,
+                0,
+                Box::new(move |i: u32| {
+                    if i == bad {
+                        Err("boom".into())
+                    } else {
+                        Ok(script(i))
+                    }
+                }),
+                n,
+                None,
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains(&bad.to_string()), "{e}");
+    }
+
+    #[test]
     fn prefilter_never_gives_false_negatives_even_after_additions() {
         let mut w = WatchSet::with_prefilter(Prefilter::Always);
         w.add_scripts((0..10_000).map(|i| (script(i), ScriptOwner::bare(u64::from(i)))));
