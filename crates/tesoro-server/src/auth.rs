@@ -487,11 +487,34 @@ pub async fn csrf_guard(State(state): State<AppState>, request: Request, next: N
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let given_query = query_param(request.uri().query(), "csrf_token").map(str::to_string);
-    let is_form = headers
+    let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let (request, given_form) = if given_header.is_none() && given_query.is_none() && is_form {
+        .unwrap_or_default()
+        .to_string();
+    let is_form = content_type.starts_with("application/x-www-form-urlencoded");
+    let is_multipart = content_type.starts_with("multipart/form-data");
+    let (request, given_form) = if given_header.is_none() && given_query.is_none() && is_multipart {
+        // An upload form: read it once (size-limited), find its token field, hand the same
+        // bytes on to the handler.
+        let (parts, body) = request.into_parts();
+        let bytes = match axum::body::to_bytes(body, state.settings.max_form_bytes).await {
+            Ok(b) => b,
+            Err(_) => {
+                return ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    "the upload is too large",
+                )
+                .into_response()
+            }
+        };
+        let token = multipart_value(&content_type, &bytes, "csrf_token");
+        (
+            Request::from_parts(parts, axum::body::Body::from(bytes)),
+            token,
+        )
+    } else if given_header.is_none() && given_query.is_none() && is_form {
         let (parts, body) = request.into_parts();
         let bytes = match axum::body::to_bytes(body, state.settings.max_form_bytes).await {
             Ok(b) => b,
@@ -526,6 +549,43 @@ pub async fn csrf_guard(State(state): State<AppState>, request: Request, next: N
     }
 }
 
+/// The text of the form field `name` in a multipart/form-data body (RFC 7578), if it has
+/// one; only small values (the token is 64 hex digits). Parts are split on the boundary the
+/// content type names; the scan stops at the field, which forms put first.
+fn multipart_value(content_type: &str, body: &[u8], name: &str) -> Option<String> {
+    let boundary = content_type
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("boundary="))?
+        .trim_matches('"');
+    if boundary.is_empty() {
+        return None;
+    }
+    let delim = format!("--{boundary}");
+    let next_delim = format!("\r\n{delim}");
+    let want = format!("name=\"{name}\"");
+    let mut rest = &body[find(body, delim.as_bytes())? + delim.len()..];
+    loop {
+        let part = rest.strip_prefix(b"\r\n")?; // "--" here ends the body
+        let head_end = find(part, b"\r\n\r\n")?;
+        let headers = std::str::from_utf8(&part[..head_end]).ok()?;
+        let content = &part[head_end + 4..];
+        let end = find(content, next_delim.as_bytes())?;
+        let is_it = headers.split("\r\n").any(|h| {
+            h.to_ascii_lowercase().starts_with("content-disposition:")
+                && h.split(';').skip(1).any(|p| p.trim() == want)
+        });
+        if is_it {
+            let v = std::str::from_utf8(&content[..end]).ok()?;
+            return (v.len() <= 256).then(|| v.to_string());
+        }
+        rest = &content[end + next_delim.len()..];
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
 fn form_urlencoded_value(body: &[u8], name: &str) -> Option<String> {
     let text = std::str::from_utf8(body).ok()?;
     text.split('&')
@@ -555,4 +615,27 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
 /// The peer address from a request's extensions (see [`Peer`] for an extractor).
 pub fn peer(extensions: &axum::http::Extensions) -> Option<SocketAddr> {
     extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::multipart_value;
+
+    const CT: &str = "multipart/form-data; boundary=XyZ";
+
+    #[test]
+    fn the_token_field_is_found_and_a_file_named_like_it_is_not() {
+        let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"csrf_token\"\r\n\r\nnot it\r\n--XyZ\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\nabc123\r\n--XyZ--\r\n";
+        assert_eq!(
+            multipart_value(CT, body, "csrf_token").as_deref(),
+            Some("abc123")
+        );
+        let none = b"--XyZ\r\nContent-Disposition: form-data; name=\"kind\"\r\n\r\npurchase\r\n--XyZ--\r\n";
+        assert_eq!(multipart_value(CT, none, "csrf_token"), None);
+        assert_eq!(
+            multipart_value("multipart/form-data", body, "csrf_token"),
+            None
+        );
+        assert_eq!(multipart_value(CT, b"garbage", "csrf_token"), None);
+    }
 }

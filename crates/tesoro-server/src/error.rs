@@ -122,7 +122,21 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(m) => ApiError::not_found(m),
             StoreError::Duplicate(m) | StoreError::Conflict(m) => ApiError::conflict(m),
             StoreError::Ambiguous(m) => ApiError::bad_request(m),
+            // Stored input that does not hold up (a policy rule naming a bad entity code).
+            StoreError::Invalid(m) => ApiError::unprocessable(m),
             other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<crate::office::OfficeError> for ApiError {
+    fn from(e: crate::office::OfficeError) -> Self {
+        use crate::office::OfficeError as O;
+        match e {
+            O::Invalid(m) => ApiError::unprocessable(m),
+            O::NotFound(m) => ApiError::not_found(m),
+            O::Conflict(m) => ApiError::conflict(m),
+            O::Store(s) => s.into(),
         }
     }
 }

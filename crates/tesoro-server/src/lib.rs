@@ -2,15 +2,17 @@
 //! users and roles, and the hash-chained audit log.
 //!
 //! Design goals: handlers hold no ledger logic of their own (they call tesoro-store and
-//! tesoro-core, like the CLI); every 4xx/5xx answers `{"error": {"code", "message"}}`; every
-//! change is audited in its own transaction; the public summary is served from memory so it
-//! stays fast under load; several instances can share one PostgreSQL database, and exactly
+//! tesoro-core; the office's changes are written once, in [`office`], and the CLI calls the
+//! same functions); every 4xx/5xx answers `{"error": {"code", "message"}}`; every change
+//! appends its audit row in the change's own transaction; the public summary is served
+//! from memory so it stays fast under load; several instances can share one PostgreSQL database, and exactly
 //! one of them runs the sync worker (a PostgreSQL advisory lock elects it).
 #![warn(missing_docs)]
 
 pub mod api;
 pub mod auth;
 mod error;
+pub mod office;
 pub mod portal;
 pub mod public;
 pub mod secrets;

@@ -722,8 +722,21 @@ impl Store {
     /// Stores off-chain records; a record with the same content is not stored twice. One
     /// transaction: a failure writes nothing.
     pub async fn import_records(&self, records: &[Record], source: &str) -> Result<ImportOutcome> {
-        let mut out = ImportOutcome::default();
         let mut tx = self.pool.begin().await?;
+        let out = self.import_records_in(&mut tx, records, source).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// [`Store::import_records`] inside the caller's transaction (to audit it in the same
+    /// one). On error the caller must drop (roll back) the transaction.
+    pub async fn import_records_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        records: &[Record],
+        source: &str,
+    ) -> Result<ImportOutcome> {
+        let mut out = ImportOutcome::default();
         for rec in records {
             let r = sqlx::query(
                 "INSERT INTO ledger_records (fingerprint, kind, entity_code, day, sats, fiat, currency, \
@@ -742,7 +755,7 @@ impl Store {
             .bind(rec.txid.map(|t| t.as_byte_array().to_vec()))
             .bind(source)
             .bind(now_rfc3339())
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
             if r.rows_affected() > 0 {
                 out.written += 1;
@@ -750,7 +763,6 @@ impl Store {
                 out.unchanged += 1;
             }
         }
-        tx.commit().await?;
         Ok(out)
     }
 
@@ -808,6 +820,21 @@ impl Store {
         reason: &str,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
+        self.add_override_in(&mut tx, txid, entity, kind, reason)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// [`Store::add_override`] inside the caller's transaction (to audit it in the same one).
+    pub async fn add_override_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        txid: &Txid,
+        entity: i64,
+        kind: Kind,
+        reason: &str,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO ledger_overrides (txid, entity_id, kind, reason, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -816,9 +843,8 @@ impl Store {
         .bind(kind.as_str())
         .bind(reason)
         .bind(now_rfc3339())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        tx.commit().await?;
         Ok(())
     }
 

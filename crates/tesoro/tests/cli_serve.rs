@@ -128,8 +128,18 @@ fn sample_query(path: &str) -> &'static str {
         "/api/v1/balance" => "?by=wallet",
         "/api/v1/utxos" | "/api/v1/history" | "/api/v1/movements" => "?limit=3",
         "/api/v1/public/summary" | "/api/v1/statements/latest" => "?entity=SV",
+        "/api/v1/violations" => "?entity=SV&limit=2",
         _ => "",
     }
+}
+
+/// Rules the reserve scenario breaks (a sale, addresses above 1 BTC, spent-from addresses
+/// still holding coins), imported as the office's policy.
+const RULES: &str = "[[rule]]\nkind = \"no-sale\"\nentity = \"SV\"\n\n[[rule]]\nkind = \"cap-per-address\"\nentity = \"SV\"\nmax_btc = \"1\"\n\n[[rule]]\nkind = \"exposed-public-key\"\nentity = \"SV\"\n";
+
+fn import_rules(dir: &Path) {
+    std::fs::write(dir.join("policies.toml"), RULES).unwrap();
+    ok(dir, &["policy", "import", "policies.toml"]);
 }
 
 #[test]
@@ -137,6 +147,21 @@ fn the_documented_api_answers_as_documented() {
     let office = synced_office("reserve.toml", "SV-ONBTC");
     let dir = &office.dir;
     add_prices(dir);
+    import_rules(dir);
+    // What `tesoro check` finds with the same rules: the API must list exactly these.
+    let check = office::tesoro(dir, &["check", "--rules", "policies.toml", "--json"]);
+    let check: Value = serde_json::from_slice(&check.stdout).unwrap();
+    let mut want_ids: Vec<String> = check["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_str().unwrap().to_string())
+        .collect();
+    want_ids.sort();
+    assert!(
+        want_ids.len() > 2,
+        "the scenario breaks several rules: {check}"
+    );
     add_user(dir, None, "admin", "admin", None);
     let token = ok(dir, &["token", "create", "--user", "admin"])
         .trim()
@@ -212,6 +237,31 @@ fn the_documented_api_answers_as_documented() {
         }
         assert_eq!(seen, all);
         assert!(all > 2, "the scenario has several UTXOs");
+        // Open violations, a page of two at a time: exactly what `tesoro check` reports.
+        let mut ids = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let r = request(
+                addr,
+                "GET",
+                &format!("/api/v1/violations?limit=2&cursor={cursor}"),
+                &[("Authorization", auth.as_str())],
+                None,
+            )
+            .await;
+            check("GET", "/api/v1/violations", &r);
+            let r = r.json();
+            assert_eq!(r["rules"], 3);
+            for v in r["items"].as_array().unwrap() {
+                ids.push(v["id"].as_str().unwrap().to_string());
+            }
+            match r["next_cursor"].as_str() {
+                Some(c) => cursor = c.to_string(),
+                None => break,
+            }
+        }
+        ids.sort();
+        assert_eq!(ids, want_ids);
         // Every documented POST, through a session with its CSRF token.
         let admin = Session::login(addr, "admin", PASSWORD).await;
         let login = request(
@@ -305,6 +355,7 @@ fn every_role_sees_and_changes_only_what_its_grant_allows() {
     let dir = &office.dir;
     ok(dir, &["entity", "add", "Pakistan", "--code", "PK"]);
     add_prices(dir);
+    import_rules(dir);
     add_user(dir, None, "admin", "admin", None);
     add_user(dir, None, "svadmin", "admin", Some("SV"));
     add_user(dir, None, "onbtc", "accountant", Some("SV-ONBTC"));
@@ -330,6 +381,7 @@ fn every_role_sees_and_changes_only_what_its_grant_allows() {
             "/api/v1/reports/holdings",
             "/api/v1/reports/accumulation",
             "/api/v1/reports/pnl",
+            "/api/v1/violations",
         ];
         // Expected statuses, by hand from the grants: (user, entity) → reads allowed?
         let covers = |user: &str, entity: &str| match user {
@@ -391,7 +443,15 @@ fn every_role_sees_and_changes_only_what_its_grant_allows() {
             // Without an entity a scoped user reads their own grant's figures.
             let r = s.get("/api/v1/balance").await;
             assert_eq!(r.status, 200, "{user} GET balance: {}", r.body);
-            checked += 4;
+            // The rules are SV's: only a grant over SV sees their violations.
+            let r = s.get("/api/v1/violations").await.json();
+            let n = r["items"].as_array().unwrap().len();
+            if covers(user, "SV") {
+                assert!(n > 0, "{user} sees SV's violations: {r}");
+            } else {
+                assert_eq!(n, 0, "{user} must not see SV's violations: {r}");
+            }
+            checked += 5;
         }
         // Without a login, every non-public endpoint is 401.
         for path in reads.iter().chain(["/api/v1/users", "/api/v1/audit", "/api/v1/sync", "/api/v1/me"].iter()) {
@@ -414,10 +474,21 @@ fn audit_verify_names_a_row_edited_in_the_sqlite_file() {
     add_user(dir, None, "a3", "auditor", None);
     ok(dir, &["audit", "verify"]);
     let db = dir.join("tesoro.db");
+    // The CLI's own changes (entity and wallet adds) are in the log before the users.
+    let log: Value = serde_json::from_str(&ok(dir, &["audit", "log", "--json"])).unwrap();
+    let seq = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["action"] == "user.add" && r["subject"].as_str().unwrap().contains("a2"))
+        .unwrap_or_else(|| panic!("no user.add of a2 in {log}"))["seq"]
+        .as_i64()
+        .unwrap();
     rt().block_on(async move {
         sqlx::any::install_default_drivers();
         let pool = sqlx::AnyPool::connect(&format!("sqlite://{}", db.display())).await.unwrap();
-        sqlx::query("UPDATE audit_log SET after_json = REPLACE(after_json, 'viewer', 'admin') WHERE seq = 2")
+        sqlx::query("UPDATE audit_log SET after_json = REPLACE(after_json, 'viewer', 'admin') WHERE seq = $1")
+            .bind(seq)
             .execute(&pool)
             .await
             .unwrap();
@@ -426,7 +497,7 @@ fn audit_verify_names_a_row_edited_in_the_sqlite_file() {
     let out = tesoro(dir, &["audit", "verify", "--json"]);
     assert!(!out.status.success());
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["problems"][0]["seq"], 2, "{report}");
+    assert_eq!(report["problems"][0]["seq"], seq, "{report}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("tampered"), "{err}");
 }

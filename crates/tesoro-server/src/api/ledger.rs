@@ -3,22 +3,21 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
-use bitcoin::hashes::Hash;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tesoro_core::classify::{check_override, MatchTolerance};
+use tesoro_core::classify::MatchTolerance;
 use tesoro_core::lots::{FeeRule, Method};
 use tesoro_core::movement::{Class, Kind};
 use tesoro_core::price::parse_date;
 use tesoro_core::EntityCode;
 use tesoro_store::holdings::{At, GroupBy, HistoryEntry, Holdings, UtxoEntry};
 use tesoro_store::reports::{self, MovementFilter, MovementRow, ReportError, ReportOptions};
-use tesoro_store::{audit_append, AuditEntry};
 
 use super::extract::{J, Q};
 use super::page::{Page, PageQuery};
 use crate::auth::{Action, Identity};
 use crate::error::{ApiError, ApiResult};
+use crate::office;
 use crate::AppState;
 
 impl From<ReportError> for ApiError {
@@ -194,74 +193,17 @@ pub(crate) async fn classify(
         .parse()
         .map_err(|_| bad(format!("{txid:?} is not a txid (64 hex digits)")))?;
     let kind: Kind = body.kind.parse().map_err(bad)?;
-    let reason = body.reason.trim();
-    if reason.is_empty() {
-        return Err(ApiError::unprocessable(
-            "reason must say why (it is kept in the audit log)",
-        ));
-    }
+    let asked = body
+        .entity
+        .as_deref()
+        .map(EntityCode::parse)
+        .transpose()
+        .map_err(bad)?;
     let store = &state.store;
-    store.ledger_refresh().await?;
-    let ms = store.ledger_movements_of_tx(&txid).await?;
-    if ms.is_empty() {
-        return Err(ApiError::not_found(format!("no movement has txid {txid}")));
-    }
-    let entities = store.entities().await?;
-    let code_of = |id: i64| entities.iter().find(|e| e.id == id).map(|e| e.code.clone());
-    let m = match &body.entity {
-        Some(code) => {
-            let code = EntityCode::parse(code).map_err(bad)?;
-            let e = store.entity(&code).await?;
-            ms.into_iter().find(|m| m.entity == e.id).ok_or_else(|| {
-                ApiError::not_found(format!("transaction {txid} does not touch entity {code}"))
-            })?
-        }
-        None if ms.len() == 1 => ms
-            .into_iter()
-            .next()
-            .ok_or_else(|| ApiError::internal("no movement"))?,
-        None => {
-            return Err(ApiError::unprocessable(format!(
-                "transaction {txid} touches several entities: name one in \"entity\""
-            )))
-        }
-    };
-    let entity = code_of(m.entity).ok_or_else(|| ApiError::internal("movement of no entity"))?;
+    let (m, entity) = office::find_movement(store, &txid, asked.as_ref()).await?;
     identity.require(Action::EditLedger, Some(&entity))?;
-    check_override(kind, m.chain_kind.class()).map_err(ApiError::unprocessable)?;
-    let before = store
-        .overrides()
-        .await?
-        .into_iter()
-        .rev()
-        .find(|o| o.txid == txid && o.entity == m.entity)
-        .map(|o| json!({"kind": o.kind.as_str(), "reason": o.reason}));
-    let after = json!({"kind": kind.as_str(), "reason": reason});
-    let mut tx = store.begin_write().await?;
-    sqlx::query(
-        "INSERT INTO ledger_overrides (txid, entity_id, kind, reason, created_at) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(txid.as_byte_array().to_vec())
-    .bind(m.entity)
-    .bind(kind.as_str())
-    .bind(reason)
-    .bind(crate::secrets::now_rfc3339())
-    .execute(&mut *tx)
-    .await
-    .map_err(ApiError::internal)?;
-    audit_append(
-        &mut tx,
-        store.backend(),
-        &AuditEntry {
-            actor: &identity.actor(),
-            action: "movement.classify",
-            subject: &format!("movement:{txid}/{entity}"),
-            before: before.as_ref(),
-            after: Some(&after),
-        },
-    )
-    .await?;
-    tx.commit().await.map_err(ApiError::internal)?;
+    office::classify(store, &identity.actor(), &m, &entity, kind, &body.reason).await?;
+    let reason = body.reason.trim();
     Ok(Json(
         json!({"txid": txid.to_string(), "entity": entity, "kind": kind.as_str(), "reason": reason}),
     ))

@@ -56,6 +56,7 @@ fn table() -> Vec<(&'static str, MethodRouter<AppState>)> {
             "/api/v1/statements/latest",
             get(oversight::latest_statement),
         ),
+        ("/api/v1/violations", get(oversight::violations)),
         (
             "/api/v1/users",
             get(admin::list_users).post(admin::add_user),

@@ -4,21 +4,17 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use tesoro_core::entity::{check_name, tree_order};
 use tesoro_core::secret::refuse_secret;
-use tesoro_core::wallet::{check_gap_limit, parse_address_list, DescriptorPair};
 use tesoro_core::EntityCode;
-use tesoro_store::{audit_append, AuditEntry, NewEntity, NewWallet, NewWalletKind, WalletRow};
+use tesoro_store::{NewEntity, WalletRow};
 
 use super::extract::{J, Q};
 use super::page::{Page, PageQuery};
 use crate::auth::{Action, Identity};
 use crate::error::{ApiError, ApiResult};
+use crate::office::{self, WalletSpec};
 use crate::AppState;
-
-/// Gap limit when a descriptor wallet is added without one (as the CLI).
-pub const DEFAULT_GAP_LIMIT: u32 = 20;
 
 /// An entity as listed.
 #[derive(Debug, Serialize)]
@@ -73,24 +69,8 @@ pub(crate) async fn add_entity(
     };
     // A new root needs a grant over everything; an agency needs one over its parent.
     identity.require(Action::EditRegistry, new.parent.as_ref())?;
-    let store = &state.store;
-    let mut tx = store.begin_write().await?;
-    let entity = store.add_entity_in(&mut tx, &new).await?;
-    let after = serde_json::to_value(&entity).map_err(ApiError::internal)?;
-    audit_append(
-        &mut tx,
-        store.backend(),
-        &AuditEntry {
-            actor: &identity.actor(),
-            action: "entity.add",
-            subject: &format!("entity:{}", entity.code),
-            before: None,
-            after: Some(&after),
-        },
-    )
-    .await?;
-    tx.commit().await.map_err(ApiError::internal)?;
-    state.public.invalidate_now(store).await;
+    let entity = office::add_entity(&state.store, &identity.actor(), &new).await?;
+    state.public.invalidate_now(&state.store).await;
     Ok((StatusCode::CREATED, Json(entity)))
 }
 
@@ -137,36 +117,19 @@ pub(crate) async fn add_wallet(
     let entity =
         EntityCode::parse(&body.entity).map_err(|e| ApiError::unprocessable(e.to_string()))?;
     identity.require(Action::EditRegistry, Some(&entity))?;
-    let name = body.name.trim().to_string();
-    if name.is_empty() || name.len() > 100 || name.contains('/') {
-        return Err(ApiError::unprocessable(
-            "wallet name must be 1 to 100 characters without '/'",
-        ));
-    }
-    let network = state.store.network();
-    let kind = match (&body.descriptor, &body.addresses) {
-        (Some(desc), None) => {
-            let pair = DescriptorPair::parse(desc, body.change_descriptor.as_deref(), network)
-                .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-            let gap = check_gap_limit(body.gap_limit.unwrap_or(DEFAULT_GAP_LIMIT))
-                .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-            NewWalletKind::Descriptor {
-                external: pair.external.to_string(),
-                internal: pair.internal.as_ref().map(|d| d.to_string()),
-                gap_limit: gap,
-                birth_height: body.birth_height,
-            }
-        }
-        (None, Some(list)) => {
-            let items = list
-                .iter()
+    let spec = match (&body.descriptor, &body.addresses) {
+        (Some(desc), None) => WalletSpec::Descriptor {
+            external: desc,
+            change: body.change_descriptor.as_deref(),
+            gap_limit: body.gap_limit,
+            birth_height: body.birth_height,
+        },
+        (None, Some(list)) => WalletSpec::Addresses(
+            list.iter()
                 .enumerate()
-                .map(|(i, s)| (format!("addresses[{i}]"), s.as_str()));
-            NewWalletKind::Addresses(
-                parse_address_list(items, network)
-                    .map_err(|e| ApiError::unprocessable(e.to_string()))?,
-            )
-        }
+                .map(|(i, s)| (format!("addresses[{i}]"), s.as_str()))
+                .collect(),
+        ),
         _ => {
             return Err(ApiError::unprocessable(
                 "give exactly one of descriptor or addresses",
@@ -174,35 +137,8 @@ pub(crate) async fn add_wallet(
         }
     };
     let store = &state.store;
-    let new = NewWallet { entity, name, kind };
-    let mut tx = store.begin_write().await?;
-    let id = store.add_wallet_in(&mut tx, &new).await?;
-    let after = json!({
-        "entity": new.entity,
-        "name": new.name,
-        "descriptor": body.descriptor.as_ref().map(|_| match &new.kind {
-            NewWalletKind::Descriptor { external, .. } => external.clone(),
-            NewWalletKind::Addresses(_) => String::new(),
-        }),
-        "addresses": body.addresses,
-    });
-    audit_append(
-        &mut tx,
-        store.backend(),
-        &AuditEntry {
-            actor: &identity.actor(),
-            action: "wallet.add",
-            subject: &format!("wallet:{}/{}", new.entity, new.name),
-            before: None,
-            after: Some(&after),
-        },
-    )
-    .await?;
-    tx.commit().await.map_err(ApiError::internal)?;
+    let checked = office::check_wallet(store, &body.entity, &body.name, spec).await?;
+    let w = office::add_wallet(store, &identity.actor(), &checked.new).await?;
     state.public.invalidate_now(store).await;
-    let w = store
-        .wallet(&format!("{}/{}", new.entity, new.name))
-        .await?;
-    debug_assert_eq!(w.id, id);
     Ok((StatusCode::CREATED, Json(w)))
 }

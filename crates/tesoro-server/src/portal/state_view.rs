@@ -16,7 +16,7 @@ use tesoro_core::report::accumulation;
 use tesoro_core::statement::Tier;
 use tesoro_core::wallet::script_address;
 use tesoro_core::{Entity, EntityCode};
-use tesoro_store::Store;
+use tesoro_store::{Store, WalletTier};
 use time::Date;
 
 use super::charts::{self, Bars, Line};
@@ -140,6 +140,13 @@ pub struct StateView {
     pub total_btc: String,
     /// Total for the headline (two decimals).
     pub total_btc_short: String,
+    /// Sats at the listed (published or verified) addresses: what the state publishes as
+    /// its reserve. Equals the total when nothing is private.
+    pub published_sats: u64,
+    /// The same, for the headline (two decimals).
+    pub published_btc_short: String,
+    /// Value of the published addresses in USD, headline form (`745.45M`), when priced.
+    pub published_usd_short: Option<String>,
     /// Value in USD and the local currency.
     pub values: Vec<ValueRow>,
     /// Why a value is missing (no price or rate stored for the day).
@@ -238,7 +245,7 @@ pub async fn build(
     let statement = statements::latest(store, code.as_str(), block.height).await?;
 
     // Holdings now, per address and per agency.
-    let mut per_addr: BTreeMap<String, (String, String, u64, usize)> = BTreeMap::new();
+    let mut per_addr: BTreeMap<String, (String, String, u64, usize, i64)> = BTreeMap::new();
     let mut own: BTreeMap<String, u64> = BTreeMap::new();
     let mut total: u64 = 0;
     for u in &utxos {
@@ -253,30 +260,24 @@ pub async fn build(
             .unwrap_or_else(|| format!("script {}", u.script_pubkey.to_hex_string()));
         let e = per_addr
             .entry(addr)
-            .or_insert_with(|| (w.entity.to_string(), w.name.clone(), 0, 0));
+            .or_insert_with(|| (w.entity.to_string(), w.name.clone(), 0, 0, w.id));
         e.2 += sats;
         e.3 += 1;
     }
     let tiers = statement.as_ref().map(|s| &s.tiers);
-    let listed_wallets: BTreeSet<(String, String)> = statement
-        .as_ref()
-        .map(|s| s.listed_wallets.clone())
-        .unwrap_or_default();
-    let statement_has_private = statement.as_ref().is_some_and(|s| s.private_sats > 0);
+    let configured = store.wallet_tiers().await?;
     let mut addresses = Vec::new();
     let mut private_count = 0;
     let mut private_sats = 0u64;
-    for (address, (entity, wallet, sats, n)) in per_addr {
+    for (address, (entity, wallet, sats, n, wallet_id)) in per_addr {
         let tier = match tiers.and_then(|t| t.get(&address)) {
             Some(t) => *t,
-            // Not in the statement: a new address of a listed wallet is published; the
-            // rest were kept private when the statement was made.
-            None if statement_has_private
-                && !listed_wallets.contains(&(entity.clone(), wallet.clone())) =>
-            {
-                Tier::Private
-            }
-            None => Tier::Published,
+            // Not listed by the statement (private then, or new since): the office's tier of
+            // its wallet today decides (`tesoro statement tier`; published by default).
+            None => match configured.get(&wallet_id) {
+                Some(WalletTier::Private) => Tier::Private,
+                _ => Tier::Published,
+            },
         };
         if tier == Tier::Private {
             private_count += 1;
@@ -332,6 +333,11 @@ pub async fn build(
     if local != "USD" {
         currencies.push(local.to_string());
     }
+    let published_sats = total - private_sats;
+    let published_usd_short = prices
+        .btc_price(day, "USD")
+        .ok()
+        .map(|q| fmt::money_short(value_of(published_sats, q.value)));
     let mut values = Vec::new();
     let mut value_gaps = Vec::new();
     for c in &currencies {
@@ -425,6 +431,9 @@ pub async fn build(
         total_sats: total,
         total_btc: fmt::btc(total),
         total_btc_short: fmt::btc_short(total),
+        published_sats,
+        published_btc_short: fmt::btc_short(published_sats),
+        published_usd_short,
         values,
         value_gaps,
         local_currency: local.to_string(),

@@ -55,7 +55,8 @@ pub async fn run(cmd: EntityCmd, g: &Globals) -> anyhow::Result<()> {
                 parent: parent.as_deref().map(EntityCode::parse).transpose()?,
             };
             let store = g.open_store().await?;
-            let e = store.add_entity(&new).await?;
+            let e =
+                tesoro_server::office::add_entity(&store, &super::user::cli_actor(), &new).await?;
             store.close().await;
             if json {
                 output::json(&e)?;

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Context};
 use serde::Serialize;
-use tesoro_core::classify::{check_override, MatchTolerance, Rules};
+use tesoro_core::classify::{MatchTolerance, Rules};
 use tesoro_core::movement::{Class, Kind};
 use tesoro_core::price::parse_date;
 use tesoro_core::EntityCode;
+use tesoro_server::office;
 use tesoro_store::reports::{self, MovementFilter, ReportOptions};
 use tesoro_store::Store;
 
@@ -136,25 +137,18 @@ pub async fn run(a: MovementsArgs, g: &Globals) -> anyhow::Result<()> {
             if reason.trim().is_empty() {
                 bail!("--reason must say why (it is kept in the audit trail)");
             }
-            store.ledger_refresh().await?;
-            let ms = store.ledger_movements_of_tx(&txid).await?;
-            if ms.is_empty() {
-                bail!("no movement has txid {txid}: run `tesoro movements` to list them");
-            }
-            let m = match entity {
-                Some(code) => {
-                    let e = store.entity(&EntityCode::parse(&code)?).await?;
-                    ms.into_iter().find(|m| m.entity == e.id).with_context(|| {
-                        format!("transaction {txid} does not touch entity {code}")
-                    })?
-                }
-                None if ms.len() == 1 => ms.into_iter().next().context("no movement")?,
-                None => bail!("transaction {txid} touches several entities: pass --entity"),
-            };
-            check_override(kind, m.chain_kind.class()).map_err(|e| anyhow::anyhow!(e))?;
-            store
-                .add_override(&txid, m.entity, kind, reason.trim())
-                .await?;
+            let entity = entity.as_deref().map(EntityCode::parse).transpose()?;
+            let (m, code) = office::find_movement(&store, &txid, entity.as_ref())
+                .await
+                .map_err(|e| match e {
+                    office::OfficeError::Invalid(m) if m.contains("several entities") => {
+                        anyhow::anyhow!(
+                            "transaction {txid} touches several entities: pass --entity"
+                        )
+                    }
+                    other => other.into(),
+                })?;
+            office::classify(&store, &super::user::cli_actor(), &m, &code, kind, &reason).await?;
             println!("{txid}: classified as {kind}");
             Ok(())
         }

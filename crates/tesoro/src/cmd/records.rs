@@ -78,7 +78,13 @@ pub async fn run(c: RecordsCmd, g: &Globals) -> anyhow::Result<()> {
                 std::fs::read_to_string(&file).with_context(|| format!("cannot read {name}"))?;
             let records = parse_records(&name, &text, kind)?;
             let store = g.open_store().await?;
-            let o = store.import_records(&records, &name).await?;
+            let o = tesoro_server::office::import_records(
+                &store,
+                &super::user::cli_actor(),
+                &records,
+                &name,
+            )
+            .await?;
             println!(
                 "{name}: {} records read, {} new, {} already there",
                 records.len(),
@@ -140,9 +146,13 @@ pub async fn run(c: RecordsCmd, g: &Globals) -> anyhow::Result<()> {
                     })
                     .transpose()?,
             };
-            let o = store
-                .import_records(std::slice::from_ref(&r), "manual")
-                .await?;
+            let o = tesoro_server::office::import_records(
+                &store,
+                &super::user::cli_actor(),
+                std::slice::from_ref(&r),
+                "manual",
+            )
+            .await?;
             if o.written == 1 {
                 println!(
                     "{} record of {} BTC on {} added",

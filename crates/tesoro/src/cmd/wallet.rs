@@ -5,12 +5,10 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use serde::Serialize;
 use tesoro_core::secret::refuse_secret;
-use tesoro_core::wallet::{
-    address_file_items, check_gap_limit, parse_address_list, script_address, DescriptorPair,
-    DEFAULT_GAP_LIMIT,
-};
+use tesoro_core::wallet::{address_file_items, script_address, DescriptorPair, DEFAULT_GAP_LIMIT};
 use tesoro_core::{EntityCode, Keychain};
-use tesoro_store::{NewWallet, NewWalletKind, Store, WalletKind, WalletRow};
+use tesoro_server::office::{self, WalletSpec};
+use tesoro_store::{NewWalletKind, Store, WalletKind, WalletRow};
 
 use crate::output;
 use crate::Globals;
@@ -137,45 +135,40 @@ fn summary(w: &WalletRow, info: Option<&tesoro_core::wallet::DescriptorInfo>) ->
 }
 
 async fn add(a: AddArgs, g: &Globals) -> anyhow::Result<()> {
-    let entity = EntityCode::parse(&a.entity)?;
-    let name = a.name.trim().to_string();
-    if name.is_empty() || name.len() > 100 || name.contains('/') {
-        bail!("--name must be 1 to 100 characters without '/'");
-    }
     // Parsing needs the database's network, so open first; nothing is written until the
-    // whole input has been checked.
+    // whole input has been checked (by the same code the API and the portal use).
     let store = g.open_store().await?;
-    let network = store.network();
-    let kind = if let Some(desc) = &a.descriptor {
-        let pair = DescriptorPair::parse(desc, a.change_descriptor.as_deref(), network)?;
-        let gap = check_gap_limit(a.gap_limit.unwrap_or(DEFAULT_GAP_LIMIT))?;
-        if pair.checksum_added && !a.json {
-            println!("descriptor checksum computed: {}", pair.external);
-        }
-        NewWalletKind::Descriptor {
-            external: pair.external.to_string(),
-            internal: pair.internal.as_ref().map(|d| d.to_string()),
-            gap_limit: gap,
+    let file_text;
+    let spec = if let Some(desc) = &a.descriptor {
+        WalletSpec::Descriptor {
+            external: desc,
+            change: a.change_descriptor.as_deref(),
+            gap_limit: a.gap_limit,
             birth_height: a.birth_height,
         }
     } else if let Some(list) = &a.addresses {
-        let items = list
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (format!("--addresses item {}", i + 1), s.as_str()));
-        NewWalletKind::Addresses(parse_address_list(items, network)?)
+        WalletSpec::Addresses(
+            list.iter()
+                .enumerate()
+                .map(|(i, s)| (format!("--addresses item {}", i + 1), s.as_str()))
+                .collect(),
+        )
     } else if let Some(path) = &a.addresses_file {
-        let content = std::fs::read_to_string(path)
+        file_text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
         let file_name = path.display().to_string();
-        refuse_secret(&content, file_name.clone())?;
-        let items = address_file_items(&file_name, &content);
-        NewWalletKind::Addresses(parse_address_list(items, network)?)
+        refuse_secret(&file_text, file_name.clone())?;
+        WalletSpec::Addresses(address_file_items(&file_name, &file_text))
     } else {
         bail!("give --descriptor, --addresses or --addresses-file");
     };
-    refuse_overlap(&store, &kind).await?;
-    let w = store.add_wallet(&NewWallet { entity, name, kind }).await?;
+    let checked = office::check_wallet(&store, &a.entity, &a.name, spec).await?;
+    if checked.checksum_added && !a.json {
+        if let NewWalletKind::Descriptor { external, .. } = &checked.new.kind {
+            println!("descriptor checksum computed: {external}");
+        }
+    }
+    let w = office::add_wallet(&store, &super::user::cli_actor(), &checked.new).await?;
     let info = match w.kind {
         WalletKind::Descriptor => Some(pair_of(&store, &w)?.info()),
         WalletKind::Addresses => None,
@@ -193,84 +186,6 @@ async fn add(a: AddArgs, g: &Globals) -> anyhow::Result<()> {
             w.full_name(),
             summary(&w, info.as_ref())
         );
-    }
-    Ok(())
-}
-
-/// The scripts a wallet watches when first synced: its bare addresses, or each keychain's
-/// children up to the gap limit.
-fn first_scripts(
-    kind: &NewWalletKind,
-    network: tesoro_core::ChainNetwork,
-) -> anyhow::Result<Vec<(bitcoin::ScriptBuf, String)>> {
-    Ok(match kind {
-        NewWalletKind::Addresses(list) => list
-            .iter()
-            .map(|a| (a.script_pubkey.clone(), format!("address {}", a.address)))
-            .collect(),
-        NewWalletKind::Descriptor {
-            external,
-            internal,
-            gap_limit,
-            ..
-        } => {
-            let pair = DescriptorPair::parse(external, internal.as_deref(), network)?;
-            let n = if pair.is_ranged() { *gap_limit } else { 1 };
-            let mut v = Vec::new();
-            for k in [Keychain::External, Keychain::Internal] {
-                if pair.keychain(k).is_none() {
-                    continue;
-                }
-                for i in 0..n {
-                    v.push((pair.script_at(k, i)?, format!("{} index {i}", k.as_str())));
-                }
-            }
-            v
-        }
-    })
-}
-
-/// A script may belong to one wallet only, or its coins would be counted twice: refuse a
-/// new wallet whose first scripts another wallet already watches.
-async fn refuse_overlap(store: &Store, new: &NewWalletKind) -> anyhow::Result<()> {
-    let network = store.network();
-    let mut theirs: std::collections::HashMap<bitcoin::ScriptBuf, String> = Default::default();
-    for w in store.wallets(None).await? {
-        let scripts = match w.kind {
-            WalletKind::Addresses => {
-                let mut v = Vec::new();
-                for a in store.wallet_addresses(w.id).await? {
-                    let b: Vec<u8> = bitcoin::hex::FromHex::from_hex(&a.script_pubkey_hex)
-                        .map_err(|e| anyhow::anyhow!("stored script of {}: {e}", a.address))?;
-                    v.push((
-                        bitcoin::ScriptBuf::from_bytes(b),
-                        format!("address {}", a.address),
-                    ));
-                }
-                v
-            }
-            WalletKind::Descriptor => first_scripts(
-                &NewWalletKind::Descriptor {
-                    external: w.external_descriptor.clone().unwrap_or_default(),
-                    internal: w.internal_descriptor.clone(),
-                    gap_limit: w.gap_limit.unwrap_or(DEFAULT_GAP_LIMIT),
-                    birth_height: None,
-                },
-                network,
-            )?,
-        };
-        for (s, at) in scripts {
-            theirs.insert(s, format!("wallet {} ({at})", w.full_name()));
-        }
-    }
-    for (s, at) in first_scripts(new, network)? {
-        if let Some(owner) = theirs.get(&s) {
-            let shown =
-                script_address(&s, network.0).map_or_else(|| s.to_hex_string(), |a| a.to_string());
-            bail!(
-                "{shown} ({at} of the new wallet) is already watched by {owner}: a script belongs to one wallet, so its coins are counted once; nothing was stored"
-            );
-        }
     }
     Ok(())
 }

@@ -2,23 +2,22 @@
 //! and their import.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Form;
 use serde::Deserialize;
-use serde_json::json;
 use tesoro_core::classify::{check_override, RecordKind};
 use tesoro_core::movement::{Class, Kind, ALL_KINDS};
 use tesoro_core::price::{fmt_date, parse_date};
 use tesoro_core::records::parse_records;
 use tesoro_core::secret::refuse_secret;
 use tesoro_core::EntityCode;
-use tesoro_store::audit::AuditEntry;
 use tesoro_store::reports::{self as rep, MovementFilter, MovementRow};
 
 use super::{report_err, see_other, urlencode, Cache, Nav, Staff};
 use crate::auth::Action;
+use crate::office;
 use crate::portal::{fmt, render, PortalError};
 use crate::AppState;
 
@@ -302,46 +301,20 @@ pub(super) async fn classify(
     let kind: Result<Kind, String> = f.kind.parse();
     let result = async {
         let kind = kind.clone()?;
-        let reason = f.reason.trim();
-        if reason.is_empty() {
-            return Err("say why: the reason is required and kept in the audit log".to_string());
-        }
         let code = EntityCode::parse(&m.entity).map_err(|e| e.to_string())?;
         staff
             .id
             .require(Action::EditLedger, Some(&code))
             .map_err(|e| e.message)?;
-        let entity = state.store.entity(&code).await.map_err(|e| e.to_string())?;
-        let lm = state
-            .store
-            .ledger_movements()
-            .await
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .find(|x| x.txid.to_string() == m.txid && x.entity == entity.id)
-            .ok_or_else(|| {
-                format!(
-                    "movement {} of {} is gone; reload the list",
-                    m.txid, m.entity
-                )
-            })?;
-        check_override(kind, lm.chain_kind.class())?;
-        state
-            .store
-            .add_override(&lm.txid, entity.id, kind, reason)
+        let txid: bitcoin::Txid = m
+            .txid
+            .parse()
+            .map_err(|_| format!("{} is not a txid", m.txid))?;
+        let store = &state.store;
+        let (lm, code) = office::find_movement(store, &txid, Some(&code))
             .await
             .map_err(|e| e.to_string())?;
-        let before = json!({"kind": m.kind, "source": m.source});
-        let after = json!({"kind": kind.as_str(), "reason": reason});
-        state
-            .store
-            .audit_record(&AuditEntry {
-                actor: &staff.id.actor(),
-                action: "movement.classify",
-                subject: &format!("movement:{}/{}", m.txid, m.entity),
-                before: Some(&before),
-                after: Some(&after),
-            })
+        office::classify(store, &staff.id.actor(), &lm, &code, kind, &f.reason)
             .await
             .map_err(|e| e.to_string())?;
         Ok(())
@@ -440,31 +413,115 @@ pub(super) async fn records(
     render(&page)
 }
 
-/// The import form: CSV text (pasted, or read from a file by the browser).
-#[derive(Debug, Deserialize)]
+/// Largest records file the import form takes (a year of daily purchases is ~50 KiB).
+pub const RECORDS_MAX_BYTES: usize = 2 << 20;
+
+/// The import form: an uploaded CSV file (multipart) or pasted CSV text.
+#[derive(Debug, Default, Deserialize)]
 pub struct ImportForm {
     #[serde(default)]
     csv: String,
     #[serde(default)]
     kind: String,
+    /// The uploaded file's name and text, when a file was sent.
+    #[serde(skip)]
+    file: Option<(String, String)>,
+}
+
+/// Reads the form, multipart (with a file) or urlencoded (pasted text).
+async fn read_import_form(request: Request) -> Result<ImportForm, String> {
+    let multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    if !multipart {
+        let Form(f) = Form::<ImportForm>::from_request(request, &())
+            .await
+            .map_err(|e| format!("the form could not be read: {}", e.body_text()))?;
+        return Ok(f);
+    }
+    let mut mp = Multipart::from_request(request, &())
+        .await
+        .map_err(|e| format!("the upload could not be read: {}", e.body_text()))?;
+    let mut f = ImportForm::default();
+    let too_big = || {
+        format!(
+            "the file is larger than {} MiB: split it",
+            RECORDS_MAX_BYTES >> 20
+        )
+    };
+    // The body limit (axum's, 2 MiB) can trip before the file's own count does.
+    let unreadable = |e: axum::extract::multipart::MultipartError| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_big()
+        } else {
+            format!("the upload could not be read: {}", e.body_text())
+        }
+    };
+    while let Some(mut field) = mp.next_field().await.map_err(unreadable)? {
+        let name = field.name().unwrap_or_default().to_string();
+        let file_name = field.file_name().map(str::to_string);
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(unreadable)? {
+            if bytes.len() + chunk.len() > RECORDS_MAX_BYTES {
+                return Err(too_big());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let text = || {
+            String::from_utf8(bytes.clone())
+                .map_err(|_| format!("the {name} field is not UTF-8 text (save the CSV as UTF-8)"))
+        };
+        match name.as_str() {
+            "file" if !bytes.is_empty() => {
+                let shown = file_name
+                    .as_deref()
+                    .map(|n| n.rsplit(['/', '\\']).next().unwrap_or(n))
+                    .filter(|n| !n.is_empty() && n.len() <= 100)
+                    .unwrap_or("the uploaded file")
+                    .to_string();
+                f.file = Some((shown, text()?));
+            }
+            "csv" => f.csv = text()?,
+            "kind" => f.kind = text()?,
+            _ => {}
+        }
+    }
+    Ok(f)
 }
 
 pub(super) async fn records_import(
     State(state): State<AppState>,
     cache: Cache,
     staff: Staff,
-    Form(f): Form<ImportForm>,
+    request: Request,
 ) -> Result<Response, PortalError> {
-    let secret = refuse_secret(&f.csv, "the records").is_err();
+    let f = match read_import_form(request).await {
+        Ok(f) => f,
+        Err(msg) => {
+            let page = records_page(&state, staff, Some(msg), String::new()).await?;
+            return Ok((StatusCode::BAD_REQUEST, render(&page)?).into_response());
+        }
+    };
+    let (source_name, text) = match &f.file {
+        Some((name, text)) => (name.clone(), text.as_str()),
+        None => ("the pasted CSV".to_string(), f.csv.as_str()),
+    };
+    let secret = refuse_secret(text, "").is_err() || refuse_secret(&source_name, "").is_err();
     let result = async {
-        refuse_secret(&f.csv, "the records").map_err(|e| e.to_string())?;
+        refuse_secret(&source_name, "the file name").map_err(|e| e.to_string())?;
+        refuse_secret(text, source_name.clone()).map_err(|e| e.to_string())?;
         let kind: RecordKind = match f.kind.trim() {
             "" => RecordKind::Purchase,
             k => k.parse()?,
         };
-        let records = parse_records("the uploaded CSV", &f.csv, kind).map_err(|e| e.to_string())?;
+        if text.trim().is_empty() {
+            return Err("choose a CSV file or paste the CSV".to_string());
+        }
+        let records = parse_records(&source_name, text, kind).map_err(|e| e.to_string())?;
         if records.is_empty() {
-            return Err("the CSV has a header but no rows".to_string());
+            return Err(format!("{source_name} has a header but no rows"));
         }
         for r in &records {
             match &r.entity {
@@ -481,23 +538,8 @@ pub(super) async fn records_import(
                     .map_err(|e| e.message)?,
             }
         }
-        let source = format!("portal upload by {}", staff.id.user.username);
-        let out = state
-            .store
-            .import_records(&records, &source)
-            .await
-            .map_err(|e| e.to_string())?;
-        let after =
-            json!({"rows": records.len(), "written": out.written, "unchanged": out.unchanged});
-        state
-            .store
-            .audit_record(&AuditEntry {
-                actor: &staff.id.actor(),
-                action: "records.import",
-                subject: "records",
-                before: None,
-                after: Some(&after),
-            })
+        let source = format!("portal upload by {}: {source_name}", staff.id.user.username);
+        office::import_records(&state.store, &staff.id.actor(), &records, &source)
             .await
             .map_err(|e| e.to_string())?;
         Ok(())
@@ -509,7 +551,12 @@ pub(super) async fn records_import(
             Ok(see_other("/admin/records?done=records-imported"))
         }
         Err(msg) => {
-            let csv = if secret { String::new() } else { f.csv.clone() };
+            // Pasted text comes back for correction; a file is chosen again; a key never.
+            let csv = if secret || f.file.is_some() {
+                String::new()
+            } else {
+                f.csv.clone()
+            };
             let page = records_page(&state, staff, Some(msg), csv).await?;
             Ok((StatusCode::BAD_REQUEST, render(&page)?).into_response())
         }

@@ -12,10 +12,12 @@ mod oversight;
 mod registry;
 mod reports;
 
+pub use ledger_pages::RECORDS_MAX_BYTES;
+
 use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::{FromRequestParts, Query, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -52,7 +54,11 @@ pub fn routes() -> Router<AppState> {
         )
         .route(
             "/admin/records",
-            get(ledger_pages::records).post(ledger_pages::records_import),
+            get(ledger_pages::records)
+                .post(ledger_pages::records_import)
+                // The file's own limit is checked while reading; this leaves room for the
+                // form's other fields.
+                .layer(DefaultBodyLimit::max(RECORDS_MAX_BYTES + (64 << 10))),
         )
         .route("/admin/reports", get(reports::index))
         .route("/admin/reports/{name}", get(reports::report))

@@ -6,19 +6,16 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Form;
 use serde::Deserialize;
-use serde_json::json;
 use tesoro_core::entity::check_name;
 use tesoro_core::secret::refuse_secret;
-use tesoro_core::wallet::{
-    address_file_items, check_gap_limit, parse_address_list, DescriptorPair, DEFAULT_GAP_LIMIT,
-};
+use tesoro_core::wallet::{address_file_items, DEFAULT_GAP_LIMIT};
 use tesoro_core::EntityCode;
-use tesoro_store::audit::AuditEntry;
 use tesoro_store::holdings::{At, GroupBy};
-use tesoro_store::{NewEntity, NewWallet, NewWalletKind, WalletKind};
+use tesoro_store::{NewEntity, NewWallet, WalletKind};
 
 use super::{see_other, Cache, Nav, Staff};
 use crate::auth::Action;
+use crate::office::{self, WalletSpec};
 use crate::portal::{fmt, render, PortalError};
 use crate::AppState;
 
@@ -121,27 +118,17 @@ pub(super) async fn entity_add(
             .id
             .require(Action::EditRegistry, parent.as_ref())
             .map_err(|e| e.message)?;
-        let e = state
-            .store
-            .add_entity(&NewEntity {
+        office::add_entity(
+            &state.store,
+            &staff.id.actor(),
+            &NewEntity {
                 code: code.clone(),
                 name,
                 parent,
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-        let after = json!({"code": e.code, "name": e.name, "parent": e.parent});
-        state
-            .store
-            .audit_record(&AuditEntry {
-                actor: &staff.id.actor(),
-                action: "entity.add",
-                subject: &format!("entity:{}", e.code),
-                before: None,
-                after: Some(&after),
-            })
-            .await
-            .map_err(|e| e.to_string())?;
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         Ok::<_, String>(())
     }
     .await;
@@ -306,54 +293,32 @@ pub(super) async fn wallets(
     render(&page)
 }
 
-/// Checks the form and builds the wallet; the error text never contains the input.
+/// Reads the form's numbers and hands the rest to [`office::check_wallet`], the same check
+/// the CLI and the API use; the error text never contains the input.
 async fn new_wallet(state: &AppState, f: &WalletForm) -> Result<NewWallet, String> {
-    for (field, text) in [
-        ("name", &f.name),
-        ("descriptor", &f.descriptor),
-        ("change descriptor", &f.change_descriptor),
-        ("addresses", &f.addresses),
-    ] {
-        refuse_secret(text, format!("the {field} field")).map_err(|e| e.to_string())?;
-    }
-    let entity = EntityCode::parse(&f.entity).map_err(|e| e.to_string())?;
-    let name = f.name.trim().to_string();
-    if name.is_empty() || name.len() > 100 || name.contains('/') {
-        return Err("the name must be 1 to 100 characters without '/'".into());
-    }
-    let network = state.store.network();
-    let kind = if f.kind == "addresses" {
-        let items = address_file_items("the addresses field", &f.addresses);
-        if items.is_empty() {
-            return Err("give at least one address (one per line or comma-separated)".into());
-        }
-        NewWalletKind::Addresses(parse_address_list(items, network).map_err(|e| e.to_string())?)
+    let spec = if f.kind == "addresses" {
+        WalletSpec::Addresses(address_file_items("the addresses field", &f.addresses))
     } else {
-        let change = Some(f.change_descriptor.trim()).filter(|s| !s.is_empty());
-        let pair = DescriptorPair::parse(f.descriptor.trim(), change, network)
-            .map_err(|e| e.to_string())?;
-        let gap = match f.gap_limit.trim() {
-            "" => DEFAULT_GAP_LIMIT,
-            g => g
-                .parse::<u32>()
-                .map_err(|_| format!("gap limit {g:?} is not a whole number"))?,
+        let number = |text: &str, what: &str| -> Result<Option<u32>, String> {
+            match text.trim() {
+                "" => Ok(None),
+                t => t
+                    .parse::<u32>()
+                    .map(Some)
+                    .map_err(|_| format!("the {what} is not a whole number")),
+            }
         };
-        let gap = check_gap_limit(gap).map_err(|e| e.to_string())?;
-        let birth_height = match f.birth_height.trim() {
-            "" => None,
-            b => Some(
-                b.parse::<u32>()
-                    .map_err(|_| format!("birth height {b:?} is not a block height"))?,
-            ),
-        };
-        NewWalletKind::Descriptor {
-            external: pair.external.to_string(),
-            internal: pair.internal.as_ref().map(|d| d.to_string()),
-            gap_limit: gap,
-            birth_height,
+        WalletSpec::Descriptor {
+            external: &f.descriptor,
+            change: Some(f.change_descriptor.as_str()),
+            gap_limit: number(&f.gap_limit, "gap limit")?,
+            birth_height: number(&f.birth_height, "birth height")?,
         }
     };
-    Ok(NewWallet { entity, name, kind })
+    office::check_wallet(&state.store, &f.entity, &f.name, spec)
+        .await
+        .map(|c| c.new)
+        .map_err(|e| e.to_string())
 }
 
 pub(super) async fn wallet_add(
@@ -362,39 +327,25 @@ pub(super) async fn wallet_add(
     staff: Staff,
     Form(f): Form<WalletForm>,
 ) -> Result<Response, PortalError> {
-    let secret = [&f.name, &f.descriptor, &f.change_descriptor, &f.addresses]
-        .iter()
-        .any(|t| refuse_secret(t, "").is_err());
+    let secret = [
+        &f.entity,
+        &f.name,
+        &f.descriptor,
+        &f.change_descriptor,
+        &f.addresses,
+    ]
+    .iter()
+    .any(|t| refuse_secret(t, "").is_err());
     let result = async {
-        let new = new_wallet(&state, &f).await?;
+        refuse_secret(&f.entity, "the entity field").map_err(|e| e.to_string())?;
+        let entity = EntityCode::parse(f.entity.trim()).map_err(|e| e.to_string())?;
+        // The grant first: the checks below read other wallets.
         staff
             .id
-            .require(Action::EditRegistry, Some(&new.entity))
+            .require(Action::EditRegistry, Some(&entity))
             .map_err(|e| e.message)?;
-        let w = state
-            .store
-            .add_wallet(&new)
-            .await
-            .map_err(|e| e.to_string())?;
-        let after = json!({
-            "entity": w.entity,
-            "name": w.name,
-            "kind": w.kind,
-            "external_descriptor": w.external_descriptor,
-            "internal_descriptor": w.internal_descriptor,
-            "gap_limit": w.gap_limit,
-            "birth_height": w.birth_height,
-            "addresses": w.address_count,
-        });
-        state
-            .store
-            .audit_record(&AuditEntry {
-                actor: &staff.id.actor(),
-                action: "wallet.add",
-                subject: &format!("wallet:{}", w.full_name()),
-                before: None,
-                after: Some(&after),
-            })
+        let new = new_wallet(&state, &f).await?;
+        office::add_wallet(&state.store, &staff.id.actor(), &new)
             .await
             .map_err(|e| e.to_string())?;
         Ok::<_, String>(())
