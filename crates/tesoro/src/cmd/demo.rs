@@ -431,6 +431,21 @@ async fn prepare(spec: &DemoSpec, work: &Path, dir: &Path, quiet: bool) -> anyho
             }),
         });
     }
+    // What the state publishes is its `reserve` list; its other wallets are counted in
+    // statements and on the public page but not listed (private tier), so the page can show
+    // the published reserve fund apart from everything the state holds.
+    for st in &spec.states {
+        for o in st
+            .owners
+            .iter()
+            .filter(|o| !st.state.reserve.contains(&o.name))
+        {
+            let w = store.wallet(&format!("{}/{}", o.entity, o.name)).await?;
+            store
+                .set_wallet_tier(w.id, tesoro_store::WalletTier::Private)
+                .await?;
+        }
+    }
     let users = demo_users(&store).await?;
     store.close().await;
 
