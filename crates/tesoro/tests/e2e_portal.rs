@@ -10,22 +10,18 @@
 mod e2e_support;
 mod office;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use e2e_support::Browser;
-use office::ok;
+use office::{ok, synced_office_withholding, Office};
 use rust_decimal::Decimal;
 use tesoro_server::{create_user, Role, ServerConfig};
 use tesoro_store::Store;
-use tesoro_testchain::{generate, Expected, Scenario};
+use tesoro_testchain::Expected;
 
 /// A synced office with the server running on loopback.
 struct Site {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
-    blocks: PathBuf,
-    expected: Expected,
-    tip_time: i64,
+    office: Office,
     base: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
@@ -53,64 +49,8 @@ const VIEWER_PASSWORD: &str = "viewer password 1";
 /// addresses named in `withhold`), syncs with the real binary, imports the committed price
 /// history, adds an admin and a viewer, and serves.
 async fn site(withhold: &[&str]) -> Site {
-    let tmp = tempfile::tempdir().unwrap();
-    let scenario =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tesoro-testchain/scenarios/reserve.toml");
-    let sc = Scenario::from_toml(&std::fs::read_to_string(scenario).unwrap()).unwrap();
-    let g = generate(&sc, &tmp.path().join("chain")).unwrap();
-    let dir = tmp.path().join("office");
-    std::fs::create_dir_all(&dir).unwrap();
-    ok(&dir, &["init", "--network", "regtest"]);
-    ok(&dir, &["entity", "add", "El Salvador", "--code", "SV"]);
-    for w in &g.expected.wallets {
-        let gap = w.gap_limit.to_string();
-        ok(
-            &dir,
-            &[
-                "wallet",
-                "add",
-                "--entity",
-                "SV",
-                "--name",
-                &w.name,
-                "--descriptor",
-                &w.external,
-                "--change-descriptor",
-                &w.internal,
-                "--gap-limit",
-                &gap,
-            ],
-        );
-    }
-    for a in g
-        .expected
-        .addresses
-        .iter()
-        .filter(|a| !withhold.contains(&a.name.as_str()))
-    {
-        ok(
-            &dir,
-            &[
-                "wallet",
-                "add",
-                "--entity",
-                "SV",
-                "--name",
-                &a.name,
-                "--addresses",
-                &a.address,
-            ],
-        );
-    }
-    let blocks = g.blocks_dir.clone();
-    ok(
-        &dir,
-        &[
-            "sync",
-            "--source",
-            &format!("core-dir:{}", blocks.display()),
-        ],
-    );
+    let office = synced_office_withholding("reserve.toml", "SV", withhold);
+    let dir = office.dir.clone();
     let prices = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/market/btc-daily.csv");
     ok(
         &dir,
@@ -130,6 +70,24 @@ async fn site(withhold: &[&str]) -> Site {
     create_user(&store, "viewer", VIEWER_PASSWORD, Role::Viewer, None)
         .await
         .unwrap();
+    let (base, stop, server) = serve(store, url).await;
+    Site {
+        office,
+        base,
+        stop: Some(stop),
+        server: Some(server),
+    }
+}
+
+/// Serves the database at `url` on a free loopback port: base URL, stop switch, task.
+async fn serve(
+    store: Store,
+    url: String,
+) -> (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let cfg = ServerConfig::new(url, addr);
@@ -142,17 +100,7 @@ async fn site(withhold: &[&str]) -> Site {
             panic!("server: {e}");
         }
     });
-    Site {
-        _tmp: tmp,
-        dir,
-        blocks,
-        tip_time: i64::from(sc.start_time)
-            + i64::from(g.expected.tip_height) * i64::from(sc.block_interval),
-        expected: g.expected,
-        base: format!("http://{addr}"),
-        stop: Some(tx),
-        server: Some(server),
-    }
+    (format!("http://{addr}"), tx, server)
 }
 
 /// The scenario's total at the tip, as the generator computed it (no scanner involved).
@@ -201,7 +149,7 @@ async fn e2e_public_page_shows_the_synced_total_and_its_value() {
     b.screenshot("public-index").await;
 
     b.click("a[href='/state/SV']").await;
-    let want = expected_total(&site.expected, &[]);
+    let want = expected_total(&site.office.expected, &[]);
     let sats = b
         .attr("#total-btc .big", "data-sats")
         .await
@@ -215,7 +163,7 @@ async fn e2e_public_page_shows_the_synced_total_and_its_value() {
     );
     // Valued with the committed price history: the USD figure is there and names its day.
     let usd = b.text("#value-USD").await.replace(',', "");
-    let (day, value) = usd_at_tip(site.tip_time, want);
+    let (day, value) = usd_at_tip(site.office.tip_time, want);
     assert!(
         usd.contains(&format!("{value:.2} USD")),
         "{usd} should show {value:.2} USD"
@@ -232,8 +180,9 @@ async fn e2e_public_page_shows_the_synced_total_and_its_value() {
         "{page}"
     );
     let list = b.text("#address-list").await;
-    for a in &site.expected.addresses {
+    for a in &site.office.expected.addresses {
         if site
+            .office
             .expected
             .checkpoints
             .last()
@@ -273,6 +222,7 @@ async fn e2e_admin_adds_a_wallet_and_sees_it_after_a_sync() {
     let withheld = "seized";
     let site = site(&[withheld]).await;
     let addr = site
+        .office
         .expected
         .addresses
         .iter()
@@ -281,6 +231,7 @@ async fn e2e_admin_adds_a_wallet_and_sees_it_after_a_sync() {
         .address
         .clone();
     let want = *site
+        .office
         .expected
         .checkpoints
         .last()
@@ -320,6 +271,40 @@ async fn e2e_admin_adds_a_wallet_and_sees_it_after_a_sync() {
     assert!(!page.contains(wif), "the key was echoed back");
     b.screenshot("admin-wallet-refused").await;
 
+    // So is an extended private key in the descriptor field, with the same code as the CLI.
+    let xprv = "tprv8ZgxMBicQKsPd7Uf69XL1XwhmjHopUGep8GuEiJDZmbQz6o58LninorQAfcKZWARbtRtfnLcJ5MQ2AtHcQJCCRUcMRvmDUjyEmNUWwx8UbK";
+    b.fill("#name", "leaked-xprv").await;
+    b.click("#kind-descriptor").await;
+    b.fill("#descriptor", &format!("wpkh({xprv}/84h/1h/0h/0/*)"))
+        .await;
+    b.click("#add-wallet").await;
+    let err = b.text("#wallet-error").await;
+    assert!(err.to_lowercase().contains("private key"), "{err}");
+    let html = b.source().await;
+    assert!(!html.contains(xprv), "the xprv was echoed back in the page");
+    assert!(
+        !html.contains(&xprv[..40]),
+        "part of the xprv was echoed back"
+    );
+    b.screenshot("admin-wallet-xprv-refused").await;
+
+    // A descriptor whose scripts another wallet already watches is refused, naming it.
+    let taken = &site.office.expected.wallets[0];
+    b.fill("#name", "twice").await;
+    b.click("#kind-descriptor").await;
+    b.fill("#descriptor", &taken.external).await;
+    b.fill("#change_descriptor", &taken.internal).await;
+    b.click("#add-wallet").await;
+    let err = b.text("#wallet-error").await;
+    assert!(
+        err.contains("is already watched by wallet") && err.contains(&taken.name),
+        "{err}"
+    );
+    assert!(err.contains("nothing was stored"), "{err}");
+    b.screenshot("admin-wallet-overlap-refused").await;
+    b.fill("#descriptor", "").await;
+    b.fill("#change_descriptor", "").await;
+
     // The published address, added through the form.
     b.fill("#name", "seized-new").await;
     b.click("#kind-addresses").await;
@@ -335,11 +320,11 @@ async fn e2e_admin_adds_a_wallet_and_sees_it_after_a_sync() {
 
     // The next sync catches the new wallet up; the page then shows its coins.
     ok(
-        &site.dir,
+        &site.office.dir,
         &[
             "sync",
             "--source",
-            &format!("core-dir:{}", site.blocks.display()),
+            &format!("core-dir:{}", site.office.blocks.display()),
         ],
     );
     b.open(&site.url("/admin/wallets")).await;
@@ -359,7 +344,7 @@ async fn e2e_admin_adds_a_wallet_and_sees_it_after_a_sync() {
         .attr("#total-btc .big", "data-sats")
         .await
         .unwrap_or_default();
-    assert_eq!(sats, expected_total(&site.expected, &[]).to_string());
+    assert_eq!(sats, expected_total(&site.office.expected, &[]).to_string());
 
     // The other admin pages open.
     for (path, shot) in [
@@ -484,4 +469,135 @@ async fn e2e_keyboard_alone_reaches_and_presses_the_sign_in_button() {
     assert_eq!(b.path().await, "/admin");
     b.close().await;
     site.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_admin_uploads_a_records_file_all_or_nothing() {
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let site = site(&[]).await;
+    login(&b, &site, "admin", ADMIN_PASSWORD).await;
+    let files = tempfile::tempdir().unwrap();
+    // Line 3 has a bad amount: nothing of the file is imported, and the error says where.
+    let bad = files.path().join("march.csv");
+    std::fs::write(
+        &bad,
+        "date,btc,entity,reference\n2024-03-01,1.5,SV,order-ok\n2024-03-02,lots,SV,order-bad\n",
+    )
+    .unwrap();
+    b.open(&site.url("/admin/records")).await;
+    b.choose_file("#file", &bad).await;
+    b.click("form[action='/admin/records'] button[type=submit]")
+        .await;
+    let err = b.text("#import-error").await;
+    assert!(err.contains("march.csv: line 3, field btc"), "{err}");
+    assert!(
+        !b.page_text().await.contains("order-ok"),
+        "a partial import"
+    );
+    b.screenshot("admin-records-upload-refused").await;
+    // Fixed, the file imports and its rows are listed.
+    let good = files.path().join("march-fixed.csv");
+    std::fs::write(
+        &good,
+        "date,btc,entity,reference\n2024-03-01,1.5,SV,order-ok\n2024-03-02,2,SV,order-two\n",
+    )
+    .unwrap();
+    b.choose_file("#file", &good).await;
+    b.click("form[action='/admin/records'] button[type=submit]")
+        .await;
+    assert!(
+        b.path().await.contains("done=records-imported"),
+        "{}",
+        b.path().await
+    );
+    let page = b.page_text().await;
+    assert!(
+        page.contains("order-ok") && page.contains("order-two"),
+        "{page}"
+    );
+    b.screenshot("admin-records-uploaded").await;
+    // The import is in the audit log (the refused one is not), and the chain verifies.
+    let log: serde_json::Value =
+        serde_json::from_str(&ok(&site.office.dir, &["audit", "log", "--json"])).unwrap();
+    let imports = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "records.import")
+        .count();
+    assert_eq!(imports, 1, "{log}");
+    ok(&site.office.dir, &["audit", "verify"]);
+    b.close().await;
+    site.stop().await;
+}
+
+/// The demo's El Salvador page on 2025-07-17 heads with the published reserve fund (the
+/// reported 6,238 BTC, $745.45M at Coin Metrics' price that day) and shows everything the
+/// state's wallets hold beside it, saying what the difference is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_demo_headline_is_the_published_reserve_fund_beside_all_state_wallets() {
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    ok(
+        tmp.path(),
+        &["demo", "--no-serve", "--dir", "demo", "--json"],
+    );
+    let dir = tmp.path().join("demo");
+    let config = dir.join("tesoro.toml");
+    let all: serde_json::Value = serde_json::from_str(&ok(
+        &dir,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "balance",
+            "--entity",
+            "SV",
+            "--at",
+            "2025-07-17",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    let all_sats = all["total_sats"].as_u64().unwrap();
+    let url = format!("sqlite://{}", dir.join("tesoro.db").display());
+    let store = Store::open(&url).await.unwrap();
+    let (base, stop, server) = serve(store, url).await;
+
+    b.open(&format!("{base}/state/SV?at=2025-07-17")).await;
+    let fund = b.text("#published-btc").await;
+    assert!(fund.contains("6,238.00 BTC"), "{fund}");
+    assert!(fund.contains("745.45M USD"), "{fund}");
+    assert!(fund.contains("2025-07-17"), "{fund}");
+    assert_eq!(
+        b.attr("#published-btc .big", "data-sats").await.as_deref(),
+        Some("623799999576")
+    );
+    // All the state's wallets: the fund plus the 36 BTC consolidated into it after that day
+    // (the IMF: no other stock), about the 6,274 BTC reported split in August.
+    let total = b.text("#all-btc").await;
+    assert!(total.contains("6,274.00 BTC"), "{total}");
+    assert_eq!(
+        b.attr("#total-btc .big", "data-sats").await,
+        Some(all_sats.to_string())
+    );
+    assert!(
+        (627_399_000_000..=627_400_000_000).contains(&all_sats),
+        "{all_sats}"
+    );
+    let note = b.text("#what-counts").await;
+    assert!(note.contains("private tier"), "{note}");
+    b.screenshot("demo-state-sv-2025-07-17").await;
+
+    // After the consolidation and the split, the published addresses hold everything: one
+    // figure again.
+    b.open(&format!("{base}/state/SV")).await;
+    assert!(!b.source().await.contains("id=\"published-btc\""));
+    b.screenshot("demo-state-sv-tip").await;
+    b.close().await;
+    let _ = stop.send(());
+    let _ = server.await;
 }

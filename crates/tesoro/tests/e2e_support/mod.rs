@@ -175,6 +175,17 @@ impl Browser {
             .unwrap_or_else(|e| panic!("cannot type into {css}: {e}"));
     }
 
+    /// Chooses the local file `path` in the file input `css` selects.
+    pub async fn choose_file(&self, css: &str, path: &Path) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no file input {css}: {e}"))
+            .send_keys(&path.display().to_string())
+            .await
+            .unwrap_or_else(|e| panic!("cannot choose {} in {css}: {e}", path.display()));
+    }
+
     /// Clicks the element `css` selects.
     pub async fn click(&self, css: &str) {
         self.client
@@ -202,6 +213,14 @@ impl Browser {
     /// The whole page's visible text.
     pub async fn page_text(&self) -> String {
         self.text("body").await
+    }
+
+    /// The page's HTML as the browser holds it (hidden fields and attributes included).
+    pub async fn source(&self) -> String {
+        self.client
+            .source()
+            .await
+            .unwrap_or_else(|e| panic!("cannot read the page source: {e}"))
     }
 
     /// Saves a PNG of the window as `<screenshot dir>/<name>.png`; returns its path.

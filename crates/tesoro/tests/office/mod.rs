@@ -86,11 +86,19 @@ pub struct Office {
     pub blocks: PathBuf,
     /// What the generator computed.
     pub expected: Expected,
+    /// Block time of the tip (Unix seconds): the scenario's start plus height × interval.
+    pub tip_time: i64,
 }
 
 /// Generates `scenario` (a file under tesoro-testchain/scenarios), registers its wallets
 /// under `wallet_entity` (a child of SV unless it is SV) and its addresses under SV, syncs.
 pub fn synced_office(scenario: &str, wallet_entity: &str) -> Office {
+    synced_office_withholding(scenario, wallet_entity, &[])
+}
+
+/// [`synced_office`] without the bare addresses named in `withhold` (a test adds them
+/// later, as an office registering a newly published address would).
+pub fn synced_office_withholding(scenario: &str, wallet_entity: &str, withhold: &[&str]) -> Office {
     let tmp = tempfile::tempdir().unwrap();
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tesoro-testchain/scenarios")
@@ -135,7 +143,12 @@ pub fn synced_office(scenario: &str, wallet_entity: &str) -> Office {
             ],
         );
     }
-    for a in &g.expected.addresses {
+    for a in g
+        .expected
+        .addresses
+        .iter()
+        .filter(|a| !withhold.contains(&a.name.as_str()))
+    {
         ok(
             &dir,
             &[
@@ -159,6 +172,8 @@ pub fn synced_office(scenario: &str, wallet_entity: &str) -> Office {
         ],
     );
     Office {
+        tip_time: i64::from(sc.start_time)
+            + i64::from(g.expected.tip_height) * i64::from(sc.block_interval),
         blocks: g.blocks_dir.clone(),
         expected: g.expected,
         dir,
