@@ -4,6 +4,8 @@
 #
 #   scripts/loadbench.sh            # both backends (PostgreSQL from TESORO_TEST_PG)
 #   BACKENDS=sqlite scripts/loadbench.sh
+#   BACKENDS=postgres PAGE_PATH=/state/SV DURATION=10s scripts/loadbench.sh
+#   PROFILE=dev DURATION=2s scripts/loadbench.sh   # checks the script with a debug build
 #
 # The office: the generated `reserve.toml` chain (tesoro-testchain), its wallets registered
 # under SV-ONBTC below SV, synced from the blocks dir; a few days of prices so the summary
@@ -17,27 +19,42 @@ PAGE_PATH=${PAGE_PATH:-/}
 SUMMARY_PATH=/api/v1/public/summary?entity=SV
 DURATION=${DURATION:-10s}
 
+# PROFILE=dev checks the script itself with a debug build; figures come from release.
+PROFILE=${PROFILE:-release}
+case $PROFILE in dev) OUT=debug ;; *) OUT=$PROFILE ;; esac
+
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
-nice -n 5 cargo build --release -q -p tesoro -p tesoro-testchain --example generate
-BIN=$CARGO_TARGET_DIR/release/tesoro
-GEN=$CARGO_TARGET_DIR/release/examples/generate
+nice -n 5 cargo build --profile "$PROFILE" -q -p tesoro -p tesoro-testchain --example generate
+BIN=$CARGO_TARGET_DIR/$OUT/tesoro
+GEN=$CARGO_TARGET_DIR/$OUT/examples/generate
 WORK=$(mktemp -d)
 SERVER_PID=
-cleanup() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; rm -rf "$WORK"; }
+PG_DB=
+drop_pg() { # the PostgreSQL database this run created, if any
+    [ -n "$PG_DB" ] || return 0
+    psql "$TESORO_TEST_PG" -qc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1 || true
+    PG_DB=
+}
+cleanup() {
+    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+    drop_pg
+    rm -rf "$WORK"
+}
 trap cleanup EXIT
 
 "$GEN" crates/tesoro-testchain/scenarios/reserve.toml "$WORK/chain" >/dev/null
 printf "date,price\n" >"$WORK/prices.csv"
 python3 - "$WORK" <<'PY'
-import datetime, json, sys
+import datetime, json, shlex, sys
 work = sys.argv[1]
 exp = json.load(open(f"{work}/chain/expected.json"))
+q = shlex.quote  # descriptors hold ' for hardened steps
 with open(f"{work}/wallets.sh", "w") as f:
     for w in exp["wallets"]:
-        f.write(f"t wallet add --entity SV-ONBTC --name {w['name']} --descriptor '{w['external']}' "
-                f"--change-descriptor '{w['internal']}' --gap-limit {w['gap_limit']}\n")
+        f.write(f"t wallet add --entity SV-ONBTC --name {q(w['name'])} --descriptor {q(w['external'])} "
+                f"--change-descriptor {q(w['internal'])} --gap-limit {w['gap_limit']}\n")
     for a in exp["addresses"]:
-        f.write(f"t wallet add --entity SV --name {a['name']} --addresses {a['address']}\n")
+        f.write(f"t wallet add --entity SV --name {q(a['name'])} --addresses {q(a['address'])}\n")
 with open(f"{work}/prices.csv", "a") as f:
     d = datetime.date(2009, 1, 1)
     while d <= datetime.date(2030, 12, 31):
@@ -72,9 +89,18 @@ for BACKEND in $BACKENDS; do
         sqlite) URL="sqlite://$WORK/tesoro.db" ;;
         postgres)
             : "${TESORO_TEST_PG:?set TESORO_TEST_PG=postgres://USER:PW@127.0.0.1:5432/postgres}"
-            URL="${TESORO_TEST_PG%/*}/tesoro_loadbench_$$" ;;
+            command -v psql >/dev/null || { echo "psql is missing: apt-get install -y postgresql-client" >&2; exit 1; }
+            pg_isready -q -d "$TESORO_TEST_PG" 2>/dev/null || psql "$TESORO_TEST_PG" -qc "SELECT 1" >/dev/null \
+                || { echo "PostgreSQL at TESORO_TEST_PG does not answer" >&2; exit 1; }
+            # A database of its own, made here and dropped at the end (even on failure).
+            PG_DB=tesoro_loadbench_$$
+            psql "$TESORO_TEST_PG" -qc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null
+            psql "$TESORO_TEST_PG" -qc "CREATE DATABASE $PG_DB" >/dev/null
+            URL="${TESORO_TEST_PG%/*}/$PG_DB" ;;
         *) echo "unknown backend $BACKEND" >&2; exit 1 ;;
     esac
+    # `tesoro init` writes tesoro.toml where it runs: a folder per backend, not the checkout.
+    mkdir -p "$WORK/$BACKEND" && cd "$WORK/$BACKEND"
     setup_office "$URL"
     "$BIN" --db "$URL" serve --bind 127.0.0.1:0 2>"$WORK/serve.log" &
     SERVER_PID=$!
@@ -84,7 +110,5 @@ for BACKEND in $BACKENDS; do
     bench summary "$SUMMARY_PATH"
     bench page "$PAGE_PATH"
     kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
-    if [ "$BACKEND" = postgres ]; then
-        psql "$TESORO_TEST_PG" -qc "DROP DATABASE IF EXISTS tesoro_loadbench_$$ WITH (FORCE)" >/dev/null 2>&1 || true
-    fi
+    drop_pg
 done
