@@ -169,6 +169,9 @@ pub struct Pool {
     method: Method,
     lots: BTreeMap<Key, Lot>,
     avg: Option<Lot>,
+    /// (sats, cost, sats costed at market) of every lot held, kept as lots come and go so a
+    /// sub-ledger can read them after every transaction without walking the lots.
+    tot: (u64, Decimal, u64),
 }
 
 impl Pool {
@@ -178,7 +181,30 @@ impl Pool {
             method,
             lots: BTreeMap::new(),
             avg: None,
+            tot: (0, Decimal::ZERO, 0),
         }
+    }
+
+    fn count_in(&mut self, l: &Lot) {
+        self.tot.0 += l.sats;
+        self.tot.1 += l.cost;
+        if l.market_priced {
+            self.tot.2 += l.sats;
+        }
+    }
+
+    fn count_out(&mut self, l: &Lot) {
+        self.tot.0 -= l.sats;
+        self.tot.1 -= l.cost;
+        if l.market_priced {
+            self.tot.2 -= l.sats;
+        }
+    }
+
+    /// (sats, cost, sats costed at market) of the pool, kept up to date as lots come and go
+    /// (equal to ([`Pool::sats`], [`Pool::cost`], [`Pool::market_priced_sats`]); tested).
+    pub fn totals(&self) -> (u64, Decimal, u64) {
+        self.tot
     }
 
     fn key(&self, l: &Lot) -> Key {
@@ -195,15 +221,19 @@ impl Pool {
             return;
         }
         if self.method == Method::Average {
-            match &mut self.avg {
-                Some(a) => {
+            let merged = match self.avg.take() {
+                Some(mut a) => {
+                    self.count_out(&a);
                     a.sats += lot.sats;
                     a.cost += lot.cost;
                     a.acquired = a.acquired.min(lot.acquired);
                     a.market_priced |= lot.market_priced;
+                    a
                 }
-                None => self.avg = Some(lot),
-            }
+                None => lot,
+            };
+            self.count_in(&merged);
+            self.avg = Some(merged);
             return;
         }
         // Merge with a piece under the same key until the key is free: a merged piece's key
@@ -213,6 +243,7 @@ impl Pool {
             let k = self.key(&lot);
             match self.lots.remove(&k) {
                 Some(e) => {
+                    self.count_out(&e);
                     lot = Lot {
                         sats: e.sats + lot.sats,
                         cost: e.cost + lot.cost,
@@ -221,6 +252,7 @@ impl Pool {
                     };
                 }
                 None => {
+                    self.count_in(&lot);
                     self.lots.insert(k, lot);
                     return;
                 }
@@ -233,7 +265,8 @@ impl Pool {
     pub fn take(&mut self, mut sats: u64) -> (Vec<Lot>, u64) {
         let mut out = Vec::new();
         if self.method == Method::Average {
-            if let Some(a) = &mut self.avg {
+            if let Some(mut a) = self.avg.take() {
+                self.count_out(&a);
                 let t = a.split_off(sats.min(a.sats));
                 sats -= t.sats;
                 out.push(t);
@@ -242,7 +275,9 @@ impl Pool {
                     if let Some(last) = out.last_mut() {
                         last.cost += a.cost;
                     }
-                    self.avg = None;
+                } else {
+                    self.count_in(&a);
+                    self.avg = Some(a);
                 }
             }
             return (out, sats);
@@ -253,6 +288,7 @@ impl Pool {
                 _ => self.lots.pop_last(),
             };
             let Some((_, mut lot)) = entry else { break };
+            self.count_out(&lot);
             if lot.sats <= sats {
                 sats -= lot.sats;
                 out.push(lot);
@@ -271,6 +307,7 @@ impl Pool {
     pub fn add_cost(&mut self, cost: Decimal) -> bool {
         if let Some(a) = &mut self.avg {
             a.cost += cost;
+            self.tot.1 += cost;
             return true;
         }
         let newest = self
@@ -280,6 +317,7 @@ impl Pool {
             .map(|(k, _)| *k);
         match newest.and_then(|k| self.lots.remove(&k)) {
             Some(mut l) => {
+                self.count_out(&l);
                 l.cost += cost;
                 self.push(l);
                 true
@@ -619,6 +657,8 @@ impl Basis {
 pub struct SpecificEngine {
     fee_rule: FeeRule,
     utxos: std::collections::HashMap<bitcoin::OutPoint, UtxoLot>,
+    /// (sats, cost, sats costed at market) held per entity, kept as UTXOs come and go.
+    held: BTreeMap<i64, (u64, Decimal, u64)>,
     /// Realized gains not yet taken (drain after each transaction to keep memory flat).
     pub realized: Vec<Realized>,
     /// Sats spent from outpoints that hold no lot (history started later).
@@ -631,6 +671,7 @@ impl SpecificEngine {
         SpecificEngine {
             fee_rule,
             utxos: std::collections::HashMap::new(),
+            held: BTreeMap::new(),
             realized: Vec::new(),
             uncovered_sats: 0,
         }
@@ -652,13 +693,43 @@ impl SpecificEngine {
         t
     }
 
+    /// (sats, cost, sats costed at market) held by one entity, kept up to date as UTXOs
+    /// come and go (equal to [`SpecificEngine::totals`] of that entity; tested).
+    pub fn held_by(&self, entity: i64) -> (u64, Decimal, u64) {
+        self.held
+            .get(&entity)
+            .copied()
+            .unwrap_or((0, Decimal::ZERO, 0))
+    }
+
+    fn hold(&mut self, op: bitcoin::OutPoint, l: UtxoLot) {
+        let h = self.held.entry(l.entity).or_insert((0, Decimal::ZERO, 0));
+        h.0 += l.sats;
+        h.1 += l.cost;
+        h.2 += l.market_priced_sats;
+        if let Some(old) = self.utxos.insert(op, l) {
+            self.release(&old);
+        }
+    }
+
+    fn release(&mut self, l: &UtxoLot) {
+        if let Some(h) = self.held.get_mut(&l.entity) {
+            h.0 -= l.sats;
+            h.1 -= l.cost;
+            h.2 -= l.market_priced_sats;
+        }
+    }
+
     /// Applies one transaction.
     pub fn apply_tx(&mut self, tx: SpecificTx<'_>) {
         let mut inputs: BTreeMap<i64, Basis> = BTreeMap::new();
         for (op, e, v) in tx.spent {
             let b = inputs.entry(*e).or_default();
             match self.utxos.remove(op) {
-                Some(l) => b.add(l.cost, l.sats, l.market_priced_sats, l.acquired),
+                Some(l) => {
+                    self.release(&l);
+                    b.add(l.cost, l.sats, l.market_priced_sats, l.acquired)
+                }
                 None => {
                     self.uncovered_sats += v;
                     b.add(Decimal::ZERO, *v, 0, tx.date);
@@ -762,7 +833,7 @@ impl SpecificEngine {
         }
         for (vout, e, v) in tx.created {
             let Some(b) = outputs.get_mut(e) else {
-                self.utxos.insert(
+                self.hold(
                     bitcoin::OutPoint {
                         txid: tx.txid,
                         vout: *vout,
@@ -782,7 +853,7 @@ impl SpecificEngine {
             if let Some(w) = value_of_entity.get_mut(e) {
                 *w -= v;
             }
-            self.utxos.insert(
+            self.hold(
                 bitcoin::OutPoint {
                     txid: tx.txid,
                     vout: *vout,

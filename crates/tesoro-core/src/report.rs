@@ -54,6 +54,125 @@ pub struct Accumulation {
     pub reconciles: bool,
 }
 
+/// The accumulation arithmetic, fed either movement by movement ([`accumulation`]) or with
+/// aggregates a database computed (`tesoro_store::reports`): one place decides how kinds are
+/// bucketed, what counts as net accumulation and whether the figures reconcile.
+#[derive(Debug, Clone)]
+pub struct AccumulationFold {
+    r: Accumulation,
+    start: i64,
+    end: i64,
+    seized: u64,
+}
+
+impl AccumulationFold {
+    /// An empty report for [from, to] starting from `stock_start` sats.
+    pub fn new(from: Date, to: Date, stock_start: i64) -> AccumulationFold {
+        AccumulationFold {
+            r: Accumulation {
+                from: fmt_date(from),
+                to: fmt_date(to),
+                stock_start_sats: 0,
+                stock_end_sats: 0,
+                acquisitions: BTreeMap::new(),
+                acquired_sats: 0,
+                disposals: BTreeMap::new(),
+                disposed_sats: 0,
+                fee_sats: 0,
+                intra_state_in_sats: 0,
+                intra_state_out_sats: 0,
+                internal_moved_sats: 0,
+                internal_movements: 0,
+                net_accumulation_sats: 0,
+                no_net_accumulation: true,
+                unclassified_movements: 0,
+                reconciles: true,
+            },
+            start: stock_start,
+            end: stock_start,
+            seized: 0,
+        }
+    }
+
+    /// Counts `count` movements of the period whose final kind is `kind`, with their summed
+    /// acquired, disposed, fee and net (received − sent) sats.
+    pub fn add(
+        &mut self,
+        kind: Kind,
+        acquired: u64,
+        disposed: u64,
+        fee: u64,
+        net: i64,
+        count: u64,
+    ) {
+        let r = &mut self.r;
+        self.end += net;
+        if acquired > 0 {
+            let k = if kind.class() == Class::Acquisition {
+                kind
+            } else {
+                Kind::UnclassifiedAcquisition
+            };
+            *r.acquisitions.entry(k.as_str().to_string()).or_default() += acquired;
+            r.acquired_sats += acquired;
+            if k == Kind::Seizure {
+                self.seized += acquired;
+            }
+        }
+        if disposed > 0 {
+            let k = if kind.class() == Class::Disposal {
+                kind
+            } else {
+                Kind::UnclassifiedDisposal
+            };
+            *r.disposals.entry(k.as_str().to_string()).or_default() += disposed;
+            r.disposed_sats += disposed;
+        }
+        r.fee_sats += fee;
+        if kind.is_unclassified() {
+            r.unclassified_movements += count;
+        }
+    }
+
+    /// Counts internal flow: sats that came in from (`ins`) or went out to (`outs`) entities
+    /// of the state outside the scope, and sats moved inside it (`within`, by `moves`
+    /// transactions).
+    pub fn add_internal(&mut self, ins: u64, outs: u64, within: u64, moves: u64) {
+        self.r.intra_state_in_sats += ins;
+        self.r.intra_state_out_sats += outs;
+        self.r.internal_moved_sats += within;
+        self.r.internal_movements += moves;
+    }
+
+    /// Counts one transaction's internal flow in the scope: net flow into it and sats sent
+    /// by its entities to other wallets of the state.
+    pub fn add_tx_internal(&mut self, net: i64, out: u64) {
+        let (ins, outs) = if net > 0 {
+            (net as u64, 0)
+        } else {
+            (0, net.unsigned_abs())
+        };
+        let within = out.saturating_sub(outs);
+        self.add_internal(ins, outs, within, u64::from(within > 0));
+    }
+
+    /// The report.
+    pub fn finish(self) -> Accumulation {
+        let mut r = self.r;
+        let (start, end) = (self.start, self.end);
+        r.stock_start_sats = start.max(0) as u64;
+        r.stock_end_sats = end.max(0) as u64;
+        r.net_accumulation_sats =
+            (r.acquired_sats - self.seized) as i64 - r.disposed_sats as i64 - r.fee_sats as i64;
+        r.no_net_accumulation = r.net_accumulation_sats <= 0;
+        r.reconciles = start + r.acquired_sats as i64 - r.disposed_sats as i64 - r.fee_sats as i64
+            + r.intra_state_in_sats as i64
+            - r.intra_state_out_sats as i64
+            == end;
+        r
+    }
+}
+
 /// Builds the accumulation report. `movements` are all classified movements in chain order;
 /// `scope` the entity ids to count.
 pub fn accumulation(
@@ -62,72 +181,26 @@ pub fn accumulation(
     from: Date,
     to: Date,
 ) -> Accumulation {
-    let mut r = Accumulation {
-        from: fmt_date(from),
-        to: fmt_date(to),
-        stock_start_sats: 0,
-        stock_end_sats: 0,
-        acquisitions: BTreeMap::new(),
-        acquired_sats: 0,
-        disposals: BTreeMap::new(),
-        disposed_sats: 0,
-        fee_sats: 0,
-        intra_state_in_sats: 0,
-        intra_state_out_sats: 0,
-        internal_moved_sats: 0,
-        internal_movements: 0,
-        net_accumulation_sats: 0,
-        no_net_accumulation: true,
-        unclassified_movements: 0,
-        reconciles: true,
-    };
-    let mut start: i64 = 0;
-    let mut end: i64 = 0;
-    let mut seized: u64 = 0;
+    let start: i64 = movements
+        .iter()
+        .filter(|c| {
+            let d = c.movement.date();
+            scope.contains(&c.movement.entity) && d < from && d <= to
+        })
+        .map(|c| c.movement.net())
+        .sum();
+    let mut f = AccumulationFold::new(from, to, start);
     // Scope-level internal flow per transaction.
     let mut tx_internal: BTreeMap<(u32, u32, bitcoin::Txid), (i64, u64)> = BTreeMap::new();
     for c in movements {
         let m = &c.movement;
-        if !scope.contains(&m.entity) {
-            continue;
-        }
         let d = m.date();
-        if d > to {
-            // Block times are not strictly monotonic: a later block may carry an earlier
-            // day, so filter rather than stop (the SQL reports filter the same way).
+        // Block times are not strictly monotonic: a later block may carry an earlier day, so
+        // filter rather than stop (the SQL reports filter the same way).
+        if !scope.contains(&m.entity) || d > to || d < from {
             continue;
         }
-        if d < from {
-            start += m.net();
-            end += m.net();
-            continue;
-        }
-        end += m.net();
-        if m.acquired > 0 {
-            let k = if c.kind.class() == Class::Acquisition {
-                c.kind
-            } else {
-                Kind::UnclassifiedAcquisition
-            };
-            *r.acquisitions.entry(k.as_str().to_string()).or_default() += m.acquired;
-            r.acquired_sats += m.acquired;
-            if k == Kind::Seizure {
-                seized += m.acquired;
-            }
-        }
-        if m.disposed > 0 {
-            let k = if c.kind.class() == Class::Disposal {
-                c.kind
-            } else {
-                Kind::UnclassifiedDisposal
-            };
-            *r.disposals.entry(k.as_str().to_string()).or_default() += m.disposed;
-            r.disposed_sats += m.disposed;
-        }
-        r.fee_sats += m.fee;
-        if c.kind.is_unclassified() {
-            r.unclassified_movements += 1;
-        }
+        f.add(c.kind, m.acquired, m.disposed, m.fee, m.net(), 1);
         if m.internal_in > 0 || m.internal_out > 0 {
             let e = tx_internal
                 .entry((m.height, m.tx_index, m.txid))
@@ -137,27 +210,9 @@ pub fn accumulation(
         }
     }
     for (net, out) in tx_internal.values() {
-        if *net > 0 {
-            r.intra_state_in_sats += *net as u64;
-        } else {
-            r.intra_state_out_sats += net.unsigned_abs();
-        }
-        let within = out.saturating_sub(if *net < 0 { net.unsigned_abs() } else { 0 });
-        if within > 0 {
-            r.internal_moved_sats += within;
-            r.internal_movements += 1;
-        }
+        f.add_tx_internal(*net, *out);
     }
-    r.stock_start_sats = start.max(0) as u64;
-    r.stock_end_sats = end.max(0) as u64;
-    r.net_accumulation_sats =
-        (r.acquired_sats - seized) as i64 - r.disposed_sats as i64 - r.fee_sats as i64;
-    r.no_net_accumulation = r.net_accumulation_sats <= 0;
-    r.reconciles = start + r.acquired_sats as i64 - r.disposed_sats as i64 - r.fee_sats as i64
-        + r.intra_state_in_sats as i64
-        - r.intra_state_out_sats as i64
-        == end;
-    r
+    f.finish()
 }
 
 /// Holdings of each entity (sats) at the end of `at`, from movements: every movement in a
@@ -231,6 +286,10 @@ pub fn lot_entry(
             _ => value_of(m.disposed, prices.btc_price(date, currency)?.value),
         };
     }
+    // Kept to 10 decimals, as lot splits are: every later sum of costs and proceeds then
+    // fits rust_decimal's 28 digits exactly, so totals do not depend on the order of adding
+    // (a running total and a fresh sum agree to the last digit).
+    let (cost, proceeds) = (cost.round_dp(10), proceeds.round_dp(10));
     Ok(LotEntry {
         txid: m.txid,
         entity: m.entity,
@@ -409,6 +468,14 @@ impl PnlFold {
         }
     }
 
+    /// Counts realizations already summed (a lot sub-ledger's rows in scope and period).
+    pub fn add_sums(&mut self, s: &RealizedSums) {
+        self.p.proceeds += s.proceeds;
+        self.p.cost_disposed += s.cost_disposed;
+        self.p.realized_disposals += s.realized_disposals;
+        self.p.realized_fees += s.realized_fees;
+    }
+
     /// The report, with holdings `(sats, cost, sats costed at market)` valued at `to`.
     pub fn finish(
         self,
@@ -427,6 +494,65 @@ impl PnlFold {
             p.holding_value = value_of(p.holding_sats, q.value);
         }
         p.unrealized = p.holding_value - p.holding_cost;
+        // Same figures print the same whichever way they were summed (a running total keeps
+        // the largest scale it ever saw; a fresh sum only that of its terms).
+        for d in [
+            &mut p.proceeds,
+            &mut p.cost_disposed,
+            &mut p.realized_disposals,
+            &mut p.realized_fees,
+            &mut p.realized,
+            &mut p.holding_cost,
+            &mut p.holding_value,
+            &mut p.price,
+            &mut p.unrealized,
+        ] {
+            *d = d.normalize();
+        }
         Ok(p)
+    }
+}
+
+/// Realizations summed as [`PnlFold`] counts them: disposals' proceeds, cost and gain, and
+/// fees' gain (a loss).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RealizedSums {
+    /// Proceeds of disposals.
+    pub proceeds: Decimal,
+    /// Cost basis of disposals.
+    pub cost_disposed: Decimal,
+    /// Gain on disposals.
+    pub realized_disposals: Decimal,
+    /// Gain (loss) from fees.
+    pub realized_fees: Decimal,
+}
+
+impl RealizedSums {
+    /// Counts one realization.
+    pub fn add(&mut self, r: &Realized) {
+        match r.kind {
+            RealizedKind::Disposal => {
+                self.proceeds += r.proceeds;
+                self.cost_disposed += r.cost;
+                self.realized_disposals += r.gain;
+            }
+            RealizedKind::Fee => self.realized_fees += r.gain,
+        }
+    }
+
+    /// Adds other sums.
+    pub fn merge(&mut self, o: &RealizedSums) {
+        self.proceeds += o.proceeds;
+        self.cost_disposed += o.cost_disposed;
+        self.realized_disposals += o.realized_disposals;
+        self.realized_fees += o.realized_fees;
+    }
+
+    /// True when nothing was realized.
+    pub fn is_zero(&self) -> bool {
+        self.proceeds.is_zero()
+            && self.cost_disposed.is_zero()
+            && self.realized_disposals.is_zero()
+            && self.realized_fees.is_zero()
     }
 }

@@ -3,17 +3,27 @@
 //!
 //! ```sh
 //! TESORO_TEST_PG=postgres://USER:PW@127.0.0.1:5432/postgres \
-//!   cargo bench -p tesoro-store --bench ledger -- [MOVEMENTS]
+//!   cargo bench -p tesoro-store --bench ledger -- [MOVEMENTS] [--keep DIR] [--only sqlite|postgres]
 //! ```
 //!
 //! Steps: write the chain index of ~714k transactions (one per block) and derive the 1M
 //! movements from it (import, as `tesoro sync` + the first report do); classify against
-//! 20,000 off-chain records; every cost-basis method over the whole history through
-//! `tesoro_store::reports::pnl` (real Coin Metrics prices, 2020–2025); holdings at a date and
-//! at a height valued in USD; `report accumulation` over 2024. Peak RSS is printed for the
-//! import and, apart, for the reports (VmHWM reset in between).
+//! 14,285 off-chain records; post the lot sub-ledger (every method, both fee rules, one
+//! pass); then each report: every cost-basis method over the whole history through
+//! `tesoro_store::reports::pnl` (real Coin Metrics prices, 2020–2025), FIFO also by
+//! streaming the history (the path the sub-ledger replaces); holdings at a date and at a
+//! height valued in USD; `report accumulation` over 2024.
+//!
+//! Each report is timed twice: in this process, and in a fresh child process (this binary
+//! with `--report KIND --url URL`) that only opens the store and runs that report, whose
+//! peak RSS (VmHWM) is the report's memory.
+//!
+//! `--keep DIR` keeps the SQLite file in DIR and the PostgreSQL database
+//! `tesoro_bench_ledger_keep` between runs: a later run with the same `--keep` skips the
+//! import (the PostgreSQL one takes ~12 minutes) and only re-posts and re-measures.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use bitcoin::hashes::Hash;
@@ -270,19 +280,143 @@ fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-#[tokio::main]
-async fn main() {
-    let n: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(1_000_000);
-    let prices_path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../data/market/btc-daily.csv"
-    );
-    let text = std::fs::read_to_string(prices_path).expect("prices file");
-    let points = parse_coinmetrics(prices_path, &text).expect("prices");
+/// The reports the bench measures, by name (also the child's `--report` argument).
+const REPORTS: [&str; 8] = [
+    "pnl-fifo",
+    "pnl-lifo",
+    "pnl-hifo",
+    "pnl-average",
+    "pnl-specific",
+    "holdings-date",
+    "holdings-height",
+    "accumulation",
+];
 
+fn opts() -> ReportOptions {
+    ReportOptions {
+        tolerance: MatchTolerance::default(),
+        allow_last_known: true, // the history's last days pass the price file's end
+    }
+}
+
+/// Runs one report; returns a line of what it found.
+async fn run_report(store: &Store, kind: &str) -> String {
+    let opts = opts();
+    let end = reports::tip_date(store).await.expect("tip");
+    if let Some(m) = kind.strip_prefix("pnl-") {
+        let method: Method = m.parse().expect("method");
+        let p = reports::pnl(
+            store,
+            None,
+            None,
+            Some(end),
+            method,
+            FeeRule::Realize,
+            "USD",
+            opts,
+        )
+        .await
+        .expect("pnl");
+        return format!(
+            "realized {}, held {} sats, cost {}, uncovered {}",
+            p.realized.round_dp(2),
+            p.holding_sats,
+            p.holding_cost.round_dp(2),
+            p.uncovered_sats
+        );
+    }
+    match kind {
+        "holdings-date" => {
+            let at = tesoro_core::price::parse_date("2024-06-30").expect("date");
+            let h = reports::holdings_at(store, Some(At::Date(at)), None, &["USD".into()], opts)
+                .await
+                .expect("holdings");
+            format!(
+                "{} sats, {} USD",
+                h.chain_sats,
+                h.rows
+                    .iter()
+                    .filter_map(|r| r.values.get("USD"))
+                    .sum::<Decimal>()
+            )
+        }
+        "holdings-height" => {
+            let h = reports::holdings_at(
+                store,
+                Some(At::Height(400_000)),
+                None,
+                &["USD".into()],
+                opts,
+            )
+            .await
+            .expect("holdings");
+            format!("{} sats", h.chain_sats)
+        }
+        "accumulation" => {
+            let from = tesoro_core::price::parse_date("2024-01-01").expect("date");
+            let to = tesoro_core::price::parse_date("2024-12-31").expect("date");
+            let a = reports::accumulation(store, None, Some(from), Some(to), opts)
+                .await
+                .expect("accumulation");
+            format!(
+                "acquired {} sats, reconciles {}",
+                a.chain.acquired_sats, a.chain.reconciles
+            )
+        }
+        other => panic!("unknown report {other}"),
+    }
+}
+
+fn arg(name: &str) -> Option<String> {
+    let a: Vec<String> = std::env::args().collect();
+    a.iter()
+        .position(|x| x == name)
+        .and_then(|i| a.get(i + 1).cloned())
+}
+
+/// The child: open the store, run one report, print `seconds peak-MB summary`.
+async fn child(kind: &str, url: &str) {
+    let store = Store::open(url).await.expect("open");
+    let t = Instant::now();
+    let line = run_report(&store, kind).await;
+    println!(
+        "{:.3} {} {}",
+        t.elapsed().as_secs_f64(),
+        peak_rss_mb(),
+        line
+    );
+    store.close().await;
+}
+
+/// Runs `kind` in a fresh process; returns (seconds, peak MB, summary).
+fn in_child(kind: &str, url: &str) -> (String, String, String) {
+    let exe = std::env::current_exe().expect("own path");
+    let out = std::process::Command::new(exe)
+        .args(["--report", kind, "--url", url])
+        .output()
+        .expect("child");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let line = text.lines().last().unwrap_or("").to_string();
+    let mut f = line.splitn(3, ' ');
+    (
+        f.next().unwrap_or("?").to_string(),
+        f.next().unwrap_or("?").to_string(),
+        f.next().unwrap_or("child failed").to_string()
+            + if out.status.success() {
+                ""
+            } else {
+                " (child failed)"
+            },
+    )
+}
+
+struct Generated {
+    blocks: Vec<BlockDelta>,
+    records: Vec<Record>,
+    n_movements: usize,
+}
+
+fn generate(n: usize) -> Generated {
     let t = Instant::now();
     let txs = history(n);
     println!("generate {} raw transactions: {}", txs.len(), secs(t));
@@ -316,133 +450,212 @@ async fn main() {
     let n_movements = movements.len();
     drop(movements);
     let blocks = deltas(&txs);
-    drop(txs);
+    Generated {
+        blocks,
+        records,
+        n_movements,
+    }
+}
 
-    let dir = tempfile::tempdir().expect("tempdir");
+#[tokio::main]
+async fn main() {
+    if let (Some(kind), Some(url)) = (arg("--report"), arg("--url")) {
+        child(&kind, &url).await;
+        return;
+    }
+    let n: usize = std::env::args()
+        .skip(1)
+        .take_while(|a| !a.starts_with("--"))
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let keep: Option<PathBuf> = arg("--keep").map(PathBuf::from);
+    let only = arg("--only");
+    let prices_path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../data/market/btc-daily.csv"
+    );
+    let text = std::fs::read_to_string(prices_path).expect("prices file");
+    let points = parse_coinmetrics(prices_path, &text).expect("prices");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = match &keep {
+        Some(d) => {
+            std::fs::create_dir_all(d).expect("keep dir");
+            d.clone()
+        }
+        None => tmp.path().to_path_buf(),
+    };
     let mut targets = vec![(
         "sqlite",
-        format!("sqlite://{}", dir.path().join("bench.db").display()),
+        format!(
+            "sqlite://{}",
+            dir.join(format!("ledger-bench-{n}.db")).display()
+        ),
+        None,
     )];
     if let Ok(admin) = std::env::var("TESORO_TEST_PG") {
         let base = admin
             .rsplit_once('/')
             .map_or(admin.clone(), |x| x.0.to_string());
-        targets.push((
-            "postgres",
-            format!("{base}/tesoro_bench_ledger_{}", std::process::id()),
-        ));
+        let name = if keep.is_some() {
+            format!("tesoro_bench_ledger_keep_{n}")
+        } else {
+            format!("tesoro_bench_ledger_{}", std::process::id())
+        };
+        targets.push(("postgres", format!("{base}/{name}"), Some((admin, name))));
     } else {
         println!("TESORO_TEST_PG not set: PostgreSQL skipped");
     }
-    let opts = ReportOptions {
-        tolerance: MatchTolerance::default(),
-        allow_last_known: true, // the history's last days pass the price file's end
-    };
-    for (name, url) in targets {
+    targets.retain(|t| only.as_deref().is_none_or(|o| o == t.0));
+    let mut generated: Option<Generated> = None;
+    let opts = opts();
+    println!(
+        "load average at start: {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
+    for (name, url, pg) in targets {
         println!("\n== {name} ==");
-        let store = store_for(&url).await;
-        store.import_prices(&points, "bench").await.expect("prices");
-        let t = Instant::now();
-        for chunk in blocks.chunks(5_000) {
-            store.apply_blocks(chunk).await.expect("apply");
-        }
-        println!(
-            "import: write {} blocks of chain index (txs, outputs, spends): {}",
-            blocks.len(),
-            secs(t)
-        );
-        let t = Instant::now();
-        let r = store.ledger_refresh().await.expect("refresh");
-        println!(
-            "import: derive and write {} movements from the chain index: {}",
-            r.movements,
-            secs(t)
-        );
-        assert_eq!(r.movements as usize, n_movements);
-        store
-            .import_records(&records, "bench")
-            .await
-            .expect("records");
-        let t = Instant::now();
-        let c = store
-            .ledger_classify(opts.tolerance)
-            .await
-            .expect("classify");
-        println!(
-            "classify against {} records ({} movements not the chain's kind): {}",
-            records.len(),
-            c.classified,
-            secs(t)
-        );
-        println!("peak RSS so far (import + classify): {} MB", peak_rss_mb());
-        reset_peak_rss();
-        let end = reports::tip_date(&store).await.expect("tip");
-        for method in Method::ALL.into_iter().chain([Method::Specific]) {
+        // A kept database counts when an earlier run finished its import (marker row).
+        let existing = match Store::open(&url).await {
+            Ok(s) if keep.is_some() => {
+                let done = sqlx::query("SELECT value FROM ledger_state WHERE key = 'bench_import'")
+                    .fetch_optional(s.pool())
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some();
+                s.close().await;
+                done
+            }
+            Ok(s) => {
+                s.close().await;
+                false
+            }
+            Err(_) => false,
+        };
+        let store = if existing {
+            println!("import: reusing the kept database ({url})");
+            Store::open(&url).await.expect("open")
+        } else {
+            if let Some((admin, db)) = &pg {
+                sqlx::any::install_default_drivers();
+                let pool = sqlx::AnyPool::connect(admin).await.expect("admin");
+                sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db}")))
+                    .execute(&pool)
+                    .await
+                    .expect("drop");
+                pool.close().await;
+            } else if let Some(p) = url.strip_prefix("sqlite://") {
+                let _ = std::fs::remove_file(p);
+            }
+            let g = generated.get_or_insert_with(|| generate(n));
+            let store = store_for(&url).await;
+            store.import_prices(&points, "bench").await.expect("prices");
             let t = Instant::now();
-            let p = reports::pnl(
-                &store,
-                None,
-                None,
-                Some(end),
-                method,
-                FeeRule::Realize,
-                "USD",
-                opts,
-            )
-            .await
-            .expect("pnl");
+            for chunk in g.blocks.chunks(5_000) {
+                store.apply_blocks(chunk).await.expect("apply");
+            }
             println!(
-                "pnl {:<8} whole history: {} (realized {}, held {} sats, uncovered {})",
-                method.as_str(),
-                secs(t),
-                p.realized.round_dp(2),
-                p.holding_sats,
-                p.uncovered_sats
+                "import: write {} blocks of chain index (txs, outputs, spends): {}",
+                g.blocks.len(),
+                secs(t)
             );
-        }
-        let at = tesoro_core::price::parse_date("2024-06-30").expect("date");
-        let t = Instant::now();
-        let h = reports::holdings_at(&store, Some(At::Date(at)), None, &["USD".into()], opts)
+            let t = Instant::now();
+            let r = store.ledger_refresh().await.expect("refresh");
+            println!(
+                "import: derive and write {} movements from the chain index: {}",
+                r.movements,
+                secs(t)
+            );
+            assert_eq!(r.movements as usize, g.n_movements);
+            store
+                .import_records(&g.records, "bench")
+                .await
+                .expect("records");
+            let t = Instant::now();
+            let c = store
+                .ledger_classify(opts.tolerance)
+                .await
+                .expect("classify");
+            println!(
+                "classify against {} records ({} movements not the chain's kind): {}",
+                g.records.len(),
+                c.classified,
+                secs(t)
+            );
+            println!("peak RSS so far (import + classify): {} MB", peak_rss_mb());
+            sqlx::query("INSERT INTO ledger_state (key, value) VALUES ('bench_import', $1)")
+                .bind(n.to_string())
+                .execute(store.pool())
+                .await
+                .expect("marker");
+            store
+        };
+        // Post the sub-ledger afresh every run, so its time is always measured.
+        sqlx::query("DELETE FROM ledger_state WHERE key = 'posted_with'")
+            .execute(store.pool())
             .await
-            .expect("holdings");
-        println!(
-            "holdings at 2024-06-30 valued in USD: {} ({} sats, {} USD)",
-            secs(t),
-            h.chain_sats,
-            h.rows
-                .iter()
-                .filter_map(|r| r.values.get("USD"))
-                .sum::<Decimal>()
-        );
+            .expect("unpost");
+        reset_peak_rss();
         let t = Instant::now();
-        let h = reports::holdings_at(
+        let p = tesoro_store::sub_ledger::post(&store, opts.tolerance)
+            .await
+            .expect("post");
+        println!(
+            "post the lot sub-ledger (5 methods x 2 fee rules, currencies {:?}): {} rows, {} (peak RSS {} MB)",
+            p.currencies,
+            p.rows,
+            secs(t),
+            peak_rss_mb()
+        );
+        let end = reports::tip_date(&store).await.expect("tip");
+        let t = Instant::now();
+        let mut prices = store.price_book().await.expect("prices");
+        prices.allow_last_known = opts.allow_last_known;
+        let scope = reports::scope(&store, None).await.expect("scope");
+        let streamed = reports::pnl_streamed(
             &store,
-            Some(At::Height(400_000)),
+            &scope.ids,
+            time::Date::MIN,
+            end,
+            Method::Fifo,
+            FeeRule::Realize,
+            "USD",
+            &prices,
+        )
+        .await
+        .expect("streamed");
+        println!(
+            "pnl fifo by streaming the history (before the sub-ledger): {} (realized {})",
+            secs(t),
+            streamed.realized.round_dp(2)
+        );
+        let posted = reports::pnl(
+            &store,
             None,
-            &["USD".into()],
+            None,
+            Some(end),
+            Method::Fifo,
+            FeeRule::Realize,
+            "USD",
             opts,
         )
         .await
-        .expect("holdings");
+        .expect("pnl");
+        assert_eq!(posted, streamed, "sub-ledger and streaming agree");
         println!(
-            "holdings at height 400000: {} ({} sats)",
-            secs(t),
-            h.chain_sats
+            "{:<16} {:>10} {:>10} {:>8}  result",
+            "report", "in-process", "fresh", "peak MB"
         );
-        let t = Instant::now();
-        let from = tesoro_core::price::parse_date("2024-01-01").expect("date");
-        let to = tesoro_core::price::parse_date("2024-12-31").expect("date");
-        let a = reports::accumulation(&store, None, Some(from), Some(to), opts)
-            .await
-            .expect("accumulation");
-        println!(
-            "accumulation over 2024: {} (acquired {} sats, reconciles {})",
-            secs(t),
-            a.chain.acquired_sats,
-            a.chain.reconciles
-        );
-        println!("peak RSS of the reports: {} MB", peak_rss_mb());
+        for kind in REPORTS {
+            let t = Instant::now();
+            let line = run_report(&store, kind).await;
+            let warm = secs(t);
+            let (fresh, mb, _) = in_child(kind, &url);
+            println!("{kind:<16} {warm:>10} {fresh:>8} s {mb:>8}  {line}");
+        }
         store.close().await;
     }
-    println!("\npeak RSS: {} MB", peak_rss_mb());
+    println!("\npeak RSS of this process: {} MB", peak_rss_mb());
 }

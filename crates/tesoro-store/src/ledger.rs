@@ -160,6 +160,34 @@ async fn insert_movements(
     Ok(())
 }
 
+/// The ledger's change counters (see [`Store::ledger_versions`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LedgerVersions {
+    /// Blocks, transactions, watched outputs, wallets, entities.
+    pub chain: i64,
+    /// Off-chain records, manual overrides, the rules file.
+    pub class: i64,
+    /// BTC prices and FX rates.
+    pub prices: i64,
+}
+
+/// Writes one `ledger_state` value inside `tx`.
+pub(crate) async fn set_state(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    key: &str,
+    value: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO ledger_state (key, value) VALUES ($1, $2) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )
+    .bind(key)
+    .bind(value)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 impl Store {
     /// Writes movements as given, in one transaction, without touching the derivation
     /// fingerprint (benchmarks and imports of precomputed ledgers; the next
@@ -170,40 +198,39 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
-    /// A fingerprint of everything movements are derived from.
+    /// The change counters (migration 0008): `chain`, `class`, `prices`. Triggers bump them
+    /// in the same transaction as every write to what the ledger is derived from, so
+    /// comparing them with what a derivation was made from costs one tiny read instead of
+    /// scanning the million-row tables.
+    pub async fn ledger_versions(&self) -> Result<LedgerVersions> {
+        let mut v = LedgerVersions::default();
+        for r in sqlx::query("SELECT name, CAST(n AS BIGINT) AS n FROM ledger_versions")
+            .fetch_all(&self.pool)
+            .await?
+        {
+            let name: String = r.try_get("name")?;
+            let n: i64 = r.try_get("n")?;
+            match name.as_str() {
+                "chain" => v.chain = n,
+                "class" => v.class = n,
+                "prices" => v.prices = n,
+                _ => {}
+            }
+        }
+        Ok(v)
+    }
+
+    /// What movements are derived from: the `chain` counter.
     async fn ledger_source_fingerprint(&self) -> Result<String> {
-        let r = sqlx::query(
-            "SELECT (SELECT COUNT(*) FROM outputs) AS n_out, \
-             (SELECT COUNT(*) FROM outputs WHERE spent_txid IS NOT NULL) AS n_spent, \
-             (SELECT CAST(COALESCE(SUM(height), 0) AS BIGINT) FROM outputs) AS h_out, \
-             (SELECT CAST(COALESCE(SUM(spent_height), 0) AS BIGINT) FROM outputs) AS h_spent, \
-             (SELECT COALESCE(MAX(height), -1) FROM blocks) AS tip, \
-             (SELECT COUNT(*) FROM wallets) AS n_wallets, \
-             (SELECT COUNT(*) FROM entities) AS n_entities",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        let tip: i64 = r.try_get("tip")?;
-        let tip_hash = if tip >= 0 {
-            self.block_at(u32::try_from(tip).map_err(|_| corrupt("tip"))?)
-                .await?
-                .map(|b| b.hash.to_string())
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
-        let n = |c: &str| -> Result<i64> { Ok(r.try_get::<i64, _>(c)?) };
-        Ok(format!(
-            "v1:{}:{}:{}:{}:{}:{}:{}:{}",
-            tip,
-            tip_hash,
-            n("n_out")?,
-            n("n_spent")?,
-            n("h_out")?,
-            n("h_spent")?,
-            n("n_wallets")?,
-            n("n_entities")?
-        ))
+        Ok(format!("v2:{}", self.ledger_versions().await?.chain))
+    }
+
+    /// A stored count (`derived_count`, `classified_count`), written with the rows it counts.
+    async fn ledger_state_count(&self, key: &str) -> Result<Option<u64>> {
+        Ok(self
+            .ledger_state(key)
+            .await?
+            .and_then(|v| v.parse::<u64>().ok()))
     }
 
     /// Rebuilds the movements from the chain index when it changed since the last build.
@@ -215,14 +242,12 @@ impl Store {
             .map(|r| r.try_get::<String, _>("value"))
             .transpose()?;
         if stored.as_deref() == Some(fp.as_str()) {
-            let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM ledger_movements")
-                .fetch_one(&self.pool)
-                .await?
-                .try_get("n")?;
-            return Ok(RefreshOutcome {
-                rebuilt: false,
-                movements: n as u64,
-            });
+            if let Some(n) = self.ledger_state_count("derived_count").await? {
+                return Ok(RefreshOutcome {
+                    rebuilt: false,
+                    movements: n,
+                });
+            }
         }
         let movements = self.derive_ledger_movements().await?;
         let mut tx = self.pool.begin().await?;
@@ -250,13 +275,8 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         insert_movements(&mut tx, &movements).await?;
-        sqlx::query(
-            "INSERT INTO ledger_state (key, value) VALUES ('derived_from', $1) \
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        )
-        .bind(&fp)
-        .execute(&mut *tx)
-        .await?;
+        set_state(&mut tx, "derived_from", &fp).await?;
+        set_state(&mut tx, "derived_count", &movements.len().to_string()).await?;
         tx.commit().await?;
         Ok(RefreshOutcome {
             rebuilt: true,
@@ -385,31 +405,13 @@ impl Store {
         rows.iter().map(movement_row).collect()
     }
 
-    /// A fingerprint of everything the classification depends on: the movements, records,
-    /// overrides, rules and the matching tolerance.
+    /// What the classification depends on: the movements (as derived), the `class` counter
+    /// (records, overrides, rules) and the matching tolerance.
     async fn classification_fingerprint(&self, tol: MatchTolerance) -> Result<String> {
-        let r = sqlx::query(
-            "SELECT (SELECT value FROM ledger_state WHERE key = 'derived_from') AS derived, \
-             (SELECT value FROM ledger_state WHERE key = 'rules') AS rules, \
-             (SELECT COUNT(*) FROM ledger_records) AS n_rec, \
-             (SELECT COALESCE(MAX(id), 0) FROM ledger_records) AS max_rec, \
-             (SELECT COUNT(*) FROM ledger_overrides) AS n_ovr, \
-             (SELECT COALESCE(MAX(id), 0) FROM ledger_overrides) AS max_ovr",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        let derived: Option<String> = r.try_get("derived")?;
-        let rules: Option<String> = r.try_get("rules")?;
-        let rules_hash = bitcoin::hashes::sha256::Hash::hash(rules.unwrap_or_default().as_bytes());
-        let n = |c: &str| -> Result<i64> { Ok(r.try_get::<i64, _>(c)?) };
+        let derived = self.ledger_state("derived_from").await?.unwrap_or_default();
         Ok(format!(
-            "v1|{}|{}:{}|{}:{}|{}|{}:{}",
-            derived.unwrap_or_default(),
-            n("n_rec")?,
-            n("max_rec")?,
-            n("n_ovr")?,
-            n("max_ovr")?,
-            rules_hash,
+            "v2|{derived}|{}|{}:{}",
+            self.ledger_versions().await?.class,
             tol.days,
             tol.amount_bp
         ))
@@ -425,11 +427,15 @@ impl Store {
         let fp = self.classification_fingerprint(tol).await?;
         let stored = self.ledger_state("classified_with").await?;
         let count_classified = || async {
-            let n: i64 =
-                sqlx::query("SELECT COUNT(*) AS n FROM ledger_movements WHERE source IS NOT NULL")
-                    .fetch_one(&self.pool)
-                    .await?
-                    .try_get("n")?;
+            if let Some(n) = self.ledger_state_count("classified_count").await? {
+                return Ok::<u64, StoreError>(n);
+            }
+            let n: i64 = sqlx::query(
+                "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM ledger_movements WHERE source IS NOT NULL",
+            )
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?;
             Ok::<u64, StoreError>(n.max(0) as u64)
         };
         if stored.as_deref() == Some(fp.as_str()) {
@@ -558,13 +564,8 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query(
-            "INSERT INTO ledger_state (key, value) VALUES ('classified_with', $1) \
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        )
-        .bind(&fp)
-        .execute(&mut *tx)
-        .await?;
+        set_state(&mut tx, "classified_with", &fp).await?;
+        set_state(&mut tx, "classified_count", &classified.to_string()).await?;
         tx.commit().await?;
         Ok(ClassifyOutcome {
             reclassified: true,
@@ -572,7 +573,7 @@ impl Store {
         })
     }
 
-    async fn ledger_state(&self, key: &str) -> Result<Option<String>> {
+    pub(crate) async fn ledger_state(&self, key: &str) -> Result<Option<String>> {
         sqlx::query("SELECT value FROM ledger_state WHERE key = $1")
             .bind(key)
             .fetch_optional(&self.pool)

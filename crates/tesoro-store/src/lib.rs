@@ -21,6 +21,7 @@ mod registry;
 pub mod reports;
 mod specific;
 mod statements;
+pub mod sub_ledger;
 
 use std::str::FromStr;
 
@@ -32,7 +33,7 @@ pub use alerts::{AlertRow, NewAlert};
 pub use audit::{audit_append, AuditEntry, AuditReport, AuditRow};
 pub use chain_index::{ApplyOutcome, TxTouch, UtxoRow};
 pub use error::{redact_url, StoreError};
-pub use ledger::{ClassifyOutcome, ImportOutcome, RefreshOutcome};
+pub use ledger::{ClassifyOutcome, ImportOutcome, LedgerVersions, RefreshOutcome};
 pub use partners::{BundleFileRow, BundleImport, BundleRow, PartnerRow};
 pub use policy::{PolicyCheck, PolicyImport, PolicySet};
 pub use registry::{NewEntity, NewWallet, NewWalletKind, WalletAddressRow, WalletKind, WalletRow};

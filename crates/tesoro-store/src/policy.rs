@@ -12,7 +12,7 @@ use bitcoin::hashes::{sha256, Hash};
 use serde::Serialize;
 use sqlx::Row;
 use tesoro_core::chain::BlockMeta;
-use tesoro_core::classify::{classify, MatchTolerance, Record, Rules, RulesFile};
+use tesoro_core::classify::{MatchTolerance, RulesFile};
 use tesoro_core::movement::Movement;
 use tesoro_core::policy::{
     evaluate, parse_rules, AddressEvent, AddressHistory, Disposal, Flow, Inputs, Payee, Rule,
@@ -330,53 +330,27 @@ impl Store {
     }
 
     /// Every movement with its final kind (records, counterparty rules and manual
-    /// classifications applied, default matching tolerance), in chain order.
+    /// classifications applied, default matching tolerance), in chain order: the stored
+    /// classification (see [`Store::ledger_classify`]), brought up to date first.
     async fn classified_movements(&self) -> Result<Vec<(Movement, tesoro_core::movement::Kind)>> {
-        self.ledger_refresh().await?;
-        let movements = self.ledger_movements().await?;
-        let records = self.records().await?;
-        let overrides = self.overrides().await?;
-        let rules = match self.ledger_rules().await? {
-            Some(t) => {
-                Rules::parse("stored rules", &t).map_err(|e| StoreError::Corrupt(e.to_string()))?
-            }
-            None => Rules::default(),
-        };
-        let mut subtree_of: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
-        let all = self.entities().await?;
-        for r in &records {
-            if let Some(c) = &r.entity {
-                if !subtree_of.contains_key(c) {
-                    let ids = match EntityCode::parse(c) {
-                        Ok(code) => {
-                            let codes = self.entity_subtree(&code).await.unwrap_or_default();
-                            all.iter()
-                                .filter(|e| codes.contains(&e.code))
-                                .map(|e| e.id)
-                                .collect()
-                        }
-                        Err(_) => BTreeSet::new(),
-                    };
-                    subtree_of.insert(c.clone(), ids);
-                }
-            }
-        }
-        let may = |r: &Record, m: &Movement| match &r.entity {
-            None => true,
-            Some(c) => subtree_of.get(c).is_some_and(|s| s.contains(&m.entity)),
-        };
-        let c = classify(
-            movements,
-            &rules,
-            &records,
-            &overrides,
-            MatchTolerance::default(),
-            &may,
-        );
-        Ok(c.movements
-            .into_iter()
-            .map(|c| (c.movement, c.kind))
-            .collect())
+        self.ledger_classify(MatchTolerance::default()).await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {}, COALESCE(kind, chain_kind) AS k FROM ledger_movements \
+             ORDER BY height, tx_index, txid, entity_id",
+            crate::ledger::MOVEMENT_COLUMNS
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let k: String = r.try_get("k")?;
+                Ok((
+                    crate::ledger::movement_row(r)?,
+                    k.parse::<tesoro_core::movement::Kind>()
+                        .map_err(crate::ledger::corrupt)?,
+                ))
+            })
+            .collect()
     }
 
     /// Addresses the stored classification rules name (`tesoro movements rules`).

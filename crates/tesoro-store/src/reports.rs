@@ -17,7 +17,7 @@ use tesoro_core::entity::EntityError;
 use tesoro_core::lots::{Engine, FeeRule, LotEntry, Method};
 use tesoro_core::movement::{date_of_unix, Class, Kind, Movement, ALL_KINDS};
 use tesoro_core::price::{fmt_date, parse_date, round_money, value_of, PriceBook, PriceError};
-use tesoro_core::report::{lot_entry, pool_totals, Pnl, PnlFold, RecordFiat};
+use tesoro_core::report::{lot_entry, pool_totals, AccumulationFold, Pnl, PnlFold, RecordFiat};
 use tesoro_core::{Entity, EntityCode};
 use time::Date;
 
@@ -502,62 +502,16 @@ async fn accumulation_sql(
     .fetch_all(store.pool())
     .await
     .map_err(db)?;
-    let mut r = tesoro_core::report::Accumulation {
-        from: fmt_date(from),
-        to: fmt_date(to),
-        stock_start_sats: 0,
-        stock_end_sats: 0,
-        acquisitions: BTreeMap::new(),
-        acquired_sats: 0,
-        disposals: BTreeMap::new(),
-        disposed_sats: 0,
-        fee_sats: 0,
-        intra_state_in_sats: 0,
-        intra_state_out_sats: 0,
-        internal_moved_sats: 0,
-        internal_movements: 0,
-        net_accumulation_sats: 0,
-        no_net_accumulation: true,
-        unclassified_movements: 0,
-        reconciles: true,
-    };
-    let mut end = start;
-    let mut seized: u64 = 0;
+    let mut fold = AccumulationFold::new(from, to, start);
     for g in &groups {
-        let k = kind_col(g, "k")?;
-        let (a, d, f, n, c) = (
+        fold.add(
+            kind_col(g, "k")?,
             i64_col(g, "a")?.max(0) as u64,
             i64_col(g, "d")?.max(0) as u64,
             i64_col(g, "f")?.max(0) as u64,
             i64_col(g, "n")?,
             i64_col(g, "c")?.max(0) as u64,
         );
-        end += n;
-        if a > 0 {
-            let key = if k.class() == Class::Acquisition {
-                k
-            } else {
-                Kind::UnclassifiedAcquisition
-            };
-            *r.acquisitions.entry(key.as_str().to_string()).or_default() += a;
-            r.acquired_sats += a;
-            if key == Kind::Seizure {
-                seized += a;
-            }
-        }
-        if d > 0 {
-            let key = if k.class() == Class::Disposal {
-                k
-            } else {
-                Kind::UnclassifiedDisposal
-            };
-            *r.disposals.entry(key.as_str().to_string()).or_default() += d;
-            r.disposed_sats += d;
-        }
-        r.fee_sats += f;
-        if k.is_unclassified() {
-            r.unclassified_movements += c;
-        }
     }
     // Per transaction: net internal flow into the scope (n) and internal outflow (o). What
     // crosses the border is intra-state in/out; the rest of the outflow stayed inside.
@@ -576,20 +530,13 @@ async fn accumulation_sql(
     .fetch_one(store.pool())
     .await
     .map_err(db)?;
-    r.intra_state_in_sats = i64_col(&internal, "ins")?.max(0) as u64;
-    r.intra_state_out_sats = i64_col(&internal, "outs")?.max(0) as u64;
-    r.internal_moved_sats = i64_col(&internal, "within")?.max(0) as u64;
-    r.internal_movements = i64_col(&internal, "moves")?.max(0) as u64;
-    r.stock_start_sats = start.max(0) as u64;
-    r.stock_end_sats = end.max(0) as u64;
-    r.net_accumulation_sats =
-        (r.acquired_sats - seized) as i64 - r.disposed_sats as i64 - r.fee_sats as i64;
-    r.no_net_accumulation = r.net_accumulation_sats <= 0;
-    r.reconciles = start + r.acquired_sats as i64 - r.disposed_sats as i64 - r.fee_sats as i64
-        + r.intra_state_in_sats as i64
-        - r.intra_state_out_sats as i64
-        == end;
-    Ok(r)
+    fold.add_internal(
+        i64_col(&internal, "ins")?.max(0) as u64,
+        i64_col(&internal, "outs")?.max(0) as u64,
+        i64_col(&internal, "within")?.max(0) as u64,
+        i64_col(&internal, "moves")?.max(0) as u64,
+    );
+    Ok(fold.finish())
 }
 
 /// Realized and unrealized gains for `entity` (and below) over [from, to] (defaults: the
@@ -611,29 +558,51 @@ pub async fn pnl(
     };
     let from = from.unwrap_or(Date::MIN);
     let scope = scope(store, entity).await?;
-    store.ledger_classify(opts.tolerance).await?;
+    crate::sub_ledger::post(store, opts.tolerance).await?;
     let mut prices = store.price_book().await?;
     prices.allow_last_known = opts.allow_last_known;
+    let entities: BTreeSet<i64> = scope.all.keys().copied().collect();
+    if let Some(p) = crate::sub_ledger::pnl_posted(
+        store, &scope.ids, &entities, from, to, method, fee_rule, currency, &prices,
+    )
+    .await?
+    {
+        return Ok(p);
+    }
+    pnl_streamed(
+        store, &scope.ids, from, to, method, fee_rule, currency, &prices,
+    )
+    .await
+}
+
+/// [`pnl`] by streaming the whole history through the lot engine: the reference the lot
+/// sub-ledger is tested against, and the path for what it does not hold (see
+/// [`crate::sub_ledger`]). Does not classify first.
+#[allow(clippy::too_many_arguments)]
+pub async fn pnl_streamed(
+    store: &Store,
+    ids: &BTreeSet<i64>,
+    from: Date,
+    to: Date,
+    method: Method,
+    fee_rule: FeeRule,
+    currency: &str,
+    prices: &PriceBook,
+) -> ReportResult<Pnl> {
     if method == Method::Specific {
-        return crate::specific::pnl_specific(
-            store, &scope.ids, from, to, fee_rule, currency, &prices,
-        )
-        .await;
+        return crate::specific::pnl_specific(store, ids, from, to, fee_rule, currency, prices)
+            .await;
     }
     let mut engine = Engine::new(method, fee_rule);
     let mut fold = PnlFold::new(method, currency, from, to);
-    stream_lot_entries(store, to, currency, &prices, |group| {
+    stream_lot_entries(store, to, currency, prices, |group| {
         engine.apply_tx(group);
         for r in engine.realized.drain(..) {
-            fold.realized(&r, &scope.ids);
+            fold.realized(&r, ids);
         }
     })
     .await?;
-    Ok(fold.finish(
-        engine.uncovered_sats,
-        pool_totals(&engine, &scope.ids),
-        &prices,
-    )?)
+    Ok(fold.finish(engine.uncovered_sats, pool_totals(&engine, ids), prices)?)
 }
 
 /// Rows read per round trip when streaming movements in chain order.

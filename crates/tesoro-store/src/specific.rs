@@ -78,32 +78,84 @@ async fn outputs_in(store: &Store, lo: i64, hi: i64) -> ReportResult<(Outs, Spen
     Ok((created, spent))
 }
 
-/// Gains under specific identification for the entities `scope` over [from, to].
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn pnl_specific(
+/// A matched record's fiat part, owned (see [`RecordFiat`]).
+#[derive(Debug, Clone)]
+pub(crate) struct OwnedRecordFiat {
+    pub date: Date,
+    pub fiat: rust_decimal::Decimal,
+    pub currency: String,
+}
+
+impl OwnedRecordFiat {
+    pub fn borrow(&self) -> RecordFiat<'_> {
+        RecordFiat {
+            date: self.date,
+            fiat: self.fiat,
+            currency: &self.currency,
+        }
+    }
+}
+
+/// One transaction as the lot engines need it: each entity's movement (with its final kind
+/// and matched record), and the watched outputs it spends and creates.
+#[derive(Debug, Default)]
+pub(crate) struct TxRows {
+    pub txid: Option<Txid>,
+    pub date: Option<Date>,
+    pub rows: Vec<(Movement, Kind, Option<OwnedRecordFiat>)>,
+    pub created: Vec<(u32, i64, u64)>,
+    pub spent: Vec<(OutPoint, i64, u64)>,
+}
+
+impl TxRows {
+    /// Lot entries in `currency` (every movement, or only those that can change a lot).
+    pub fn entries(
+        &self,
+        prices: &PriceBook,
+        currency: &str,
+        lot_changing_only: bool,
+    ) -> Result<Vec<LotEntry>, tesoro_core::price::PriceError> {
+        let mut out = Vec::with_capacity(self.rows.len());
+        for (m, k, rec) in &self.rows {
+            if lot_changing_only
+                && !(m.acquired > 0
+                    || m.disposed > 0
+                    || m.fee > 0
+                    || m.internal_in != m.internal_out)
+            {
+                continue;
+            }
+            out.push(lot_entry(
+                m,
+                *k,
+                rec.as_ref().map(OwnedRecordFiat::borrow),
+                prices,
+                currency,
+            )?);
+        }
+        Ok(out)
+    }
+}
+
+const MOVEMENT_SELECT: &str = "SELECT m.txid, m.entity_id, m.height, m.tx_index, m.time, \
+     m.acquired, m.disposed, m.fee, m.internal_in, m.internal_out, \
+     COALESCE(m.kind, m.chain_kind) AS k, r.day AS rday, r.fiat AS rfiat, r.currency AS rcur \
+     FROM ledger_movements m LEFT JOIN ledger_records r ON r.id = m.record_id";
+
+/// Feeds every movement in blocks before `hi_time` (unix, exclusive), grouped per
+/// transaction in chain order with the watched outputs it spends and creates, to `apply`.
+/// Reads a window of whole heights at a time, so memory holds one window, never the history.
+pub(crate) async fn stream_txs(
     store: &Store,
-    scope: &BTreeSet<i64>,
-    from: Date,
-    to: Date,
-    fee_rule: FeeRule,
-    currency: &str,
-    prices: &PriceBook,
-) -> ReportResult<Pnl> {
-    let hi_time = to
-        .next_day()
-        .map_or(i64::MAX, |d| d.midnight().assume_utc().unix_timestamp());
-    let mut engine = SpecificEngine::new(fee_rule);
-    let mut fold = PnlFold::new(Method::Specific, currency, from, to);
+    hi_time: i64,
+    mut apply: impl FnMut(&TxRows) -> ReportResult<()>,
+) -> ReportResult<()> {
     let mut lo: i64 = i64::MIN;
     loop {
-        let page = sqlx::query(
-            "SELECT m.txid, m.entity_id, m.height, m.tx_index, m.time, m.acquired, m.disposed, \
-             m.fee, m.internal_in, m.internal_out, COALESCE(m.kind, m.chain_kind) AS k, \
-             r.day AS rday, r.fiat AS rfiat, r.currency AS rcur \
-             FROM ledger_movements m LEFT JOIN ledger_records r ON r.id = m.record_id \
-             WHERE m.time < $1 AND m.height >= $2 \
-             ORDER BY m.height, m.tx_index, m.txid, m.entity_id LIMIT $3",
-        )
+        let page = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{MOVEMENT_SELECT} WHERE m.time < $1 AND m.height >= $2 \
+             ORDER BY m.height, m.tx_index, m.txid, m.entity_id LIMIT $3"
+        )))
         .bind(hi_time)
         .bind(lo)
         .bind(PAGE)
@@ -119,15 +171,10 @@ pub(crate) async fn pnl_specific(
         let (rows, upto) = if !full {
             (page, last_h)
         } else if first_h == last_h {
-            let all = sqlx::query(
-                "SELECT m.txid, m.entity_id, m.height, m.tx_index, m.time, m.acquired, \
-                 m.disposed, m.fee, m.internal_in, m.internal_out, \
-                 COALESCE(m.kind, m.chain_kind) AS k, r.day AS rday, r.fiat AS rfiat, \
-                 r.currency AS rcur FROM ledger_movements m \
-                 LEFT JOIN ledger_records r ON r.id = m.record_id \
-                 WHERE m.time < $1 AND m.height = $2 \
-                 ORDER BY m.tx_index, m.txid, m.entity_id",
-            )
+            let all = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "{MOVEMENT_SELECT} WHERE m.time < $1 AND m.height = $2 \
+                 ORDER BY m.tx_index, m.txid, m.entity_id"
+            )))
             .bind(hi_time)
             .bind(first_h)
             .fetch_all(store.pool())
@@ -143,28 +190,18 @@ pub(crate) async fn pnl_specific(
             p.truncate(keep);
             (p, last_h - 1)
         };
-        let (created, spent) = outputs_in(store, first_h, upto).await?;
-        let mut group: Vec<LotEntry> = Vec::new();
+        let (mut created, mut spent) = outputs_in(store, first_h, upto).await?;
+        let mut group = TxRows::default();
         let mut key: Option<(u32, u32, Txid)> = None;
-        let mut flush = |group: &mut Vec<LotEntry>, txid: Txid, date: Date| {
-            if group.is_empty() {
-                return;
+        let mut flush = |group: &mut TxRows| -> ReportResult<()> {
+            if let Some(t) = group.txid {
+                group.created = created.remove(&t).unwrap_or_default();
+                group.spent = spent.remove(&t).unwrap_or_default();
+                apply(group)?;
             }
-            let none_c = Vec::new();
-            let none_s = Vec::new();
-            engine.apply_tx(SpecificTx {
-                txid,
-                date,
-                spent: spent.get(&txid).unwrap_or(&none_s),
-                created: created.get(&txid).unwrap_or(&none_c),
-                entries: group,
-            });
-            for r in engine.realized.drain(..) {
-                fold.realized(&r, scope);
-            }
-            group.clear();
+            *group = TxRows::default();
+            Ok(())
         };
-        let mut last_date = Date::MIN;
         for r in &rows {
             let m = Movement {
                 txid: txid_of(r, "txid")?,
@@ -191,8 +228,8 @@ pub(crate) async fn pnl_specific(
             let rday: Option<String> = r.try_get("rday").map_err(db)?;
             let rfiat: Option<String> = r.try_get("rfiat").map_err(db)?;
             let rcur: Option<String> = r.try_get("rcur").map_err(db)?;
-            let rec = match (rday, rfiat, rcur.as_deref()) {
-                (Some(d), Some(f), Some(c)) => Some(RecordFiat {
+            let rec = match (rday, rfiat, rcur) {
+                (Some(d), Some(f), Some(c)) => Some(OwnedRecordFiat {
                     date: parse_date(&d).map_err(corrupt)?,
                     fiat: f.parse().map_err(|_| corrupt(format!("fiat {f:?}")))?,
                     currency: c,
@@ -201,22 +238,57 @@ pub(crate) async fn pnl_specific(
             };
             let k = (m.height, m.tx_index, m.txid);
             if key != Some(k) {
-                if let Some((_, _, t)) = key {
-                    flush(&mut group, t, last_date);
-                }
+                flush(&mut group)?;
                 key = Some(k);
+                group.txid = Some(m.txid);
             }
-            last_date = m.date();
-            group.push(lot_entry(&m, kind, rec, prices, currency)?);
+            group.date = Some(m.date());
+            group.rows.push((m, kind, rec));
         }
-        if let Some((_, _, t)) = key {
-            flush(&mut group, t, last_date);
-        }
+        flush(&mut group)?;
         if !full {
             break;
         }
         lo = upto + 1;
     }
+    Ok(())
+}
+
+/// Gains under specific identification for the entities `scope` over [from, to], by
+/// streaming the history (the reference for the lot sub-ledger, and its fallback).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn pnl_specific(
+    store: &Store,
+    scope: &BTreeSet<i64>,
+    from: Date,
+    to: Date,
+    fee_rule: FeeRule,
+    currency: &str,
+    prices: &PriceBook,
+) -> ReportResult<Pnl> {
+    let hi_time = to
+        .next_day()
+        .map_or(i64::MAX, |d| d.midnight().assume_utc().unix_timestamp());
+    let mut engine = SpecificEngine::new(fee_rule);
+    let mut fold = PnlFold::new(Method::Specific, currency, from, to);
+    stream_txs(store, hi_time, |t| {
+        let (Some(txid), Some(date)) = (t.txid, t.date) else {
+            return Ok(());
+        };
+        let entries = t.entries(prices, currency, false)?;
+        engine.apply_tx(SpecificTx {
+            txid,
+            date,
+            spent: &t.spent,
+            created: &t.created,
+            entries: &entries,
+        });
+        for r in engine.realized.drain(..) {
+            fold.realized(&r, scope);
+        }
+        Ok(())
+    })
+    .await?;
     let totals = engine.totals(|e| scope.contains(&e));
     Ok(fold.finish(engine.uncovered_sats, totals, prices)?)
 }
