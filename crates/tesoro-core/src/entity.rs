@@ -135,6 +135,23 @@ pub fn roll_up(
     out
 }
 
+/// Each entity's parent within `in_scope` (code → parent code; `None` at the top of the
+/// scope, also when the real parent lies outside it), as [`roll_up`] takes it.
+pub fn parents_within(in_scope: &[Entity]) -> BTreeMap<String, Option<String>> {
+    let codes: std::collections::BTreeSet<&EntityCode> = in_scope.iter().map(|e| &e.code).collect();
+    in_scope
+        .iter()
+        .map(|e| {
+            let p = e
+                .parent
+                .as_ref()
+                .filter(|p| codes.contains(p))
+                .map(|p| p.to_string());
+            (e.code.to_string(), p)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use tesoro_core::chain::BlockMeta;
-use tesoro_core::entity::{roll_up, tree_order};
+use tesoro_core::entity::{parents_within, roll_up, tree_order};
 use tesoro_core::movement::date_of_unix;
 use tesoro_core::price::{fmt_date, parse_date, value_of, PriceBook};
 use tesoro_core::report::accumulation;
@@ -300,17 +300,7 @@ pub async fn build(
     }
     addresses.sort_by(|a, b| b.sats.cmp(&a.sats).then(a.address.cmp(&b.address)));
 
-    let parent_of: BTreeMap<String, Option<String>> = in_scope
-        .iter()
-        .map(|e| {
-            let p = e
-                .parent
-                .as_ref()
-                .filter(|p| scope_codes.contains(*p))
-                .map(|p| p.to_string());
-            (e.code.to_string(), p)
-        })
-        .collect();
+    let parent_of = parents_within(&in_scope);
     let rolled = roll_up(&own, &parent_of);
     let agencies: Vec<AgencyRow> = tree_order(&in_scope)
         .into_iter()

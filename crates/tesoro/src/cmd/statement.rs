@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use tesoro_core::chain::BlockMeta;
-use tesoro_core::entity::{roll_up, tree_order};
+use tesoro_core::entity::{parents_within, roll_up, tree_order};
 use tesoro_core::movement::{Class, Kind};
 use tesoro_core::price::{fmt_date, round_money, value_of};
 use tesoro_core::statement::{
@@ -487,17 +487,7 @@ pub async fn build_statement(store: &Store, spec: &StatementSpec) -> anyhow::Res
         .filter(|e| scope.contains(&e.code))
         .cloned()
         .collect();
-    let parent_of: BTreeMap<String, Option<String>> = in_scope
-        .iter()
-        .map(|e| {
-            let p = e
-                .parent
-                .as_ref()
-                .filter(|p| scope.contains(*p))
-                .map(|p| p.to_string());
-            (e.code.to_string(), p)
-        })
-        .collect();
+    let parent_of = parents_within(&in_scope);
     let rolled = roll_up(&own, &parent_of);
     let entity_totals: Vec<EntityTotal> = tree_order(&in_scope)
         .into_iter()
