@@ -617,13 +617,8 @@ impl BlocksDir {
     }
 }
 
-fn read_block_from(
-    file: &File,
-    f: &BlkFile,
-    key: XorKey,
-    loc: BlockLocation,
-    buf: &mut Vec<u8>,
-) -> Result<()> {
+/// Refuses a frame length no block can have before anything is allocated for it.
+fn check_block_len(f: &BlkFile, loc: BlockLocation) -> Result<()> {
     if loc.len > MAX_BLOCK_SIZE {
         return Err(ChainError::CorruptRecord {
             file: f.path.clone(),
@@ -631,6 +626,17 @@ fn read_block_from(
             reason: format!("block length {} too large", loc.len),
         });
     }
+    Ok(())
+}
+
+fn read_block_from(
+    file: &File,
+    f: &BlkFile,
+    key: XorKey,
+    loc: BlockLocation,
+    buf: &mut Vec<u8>,
+) -> Result<()> {
+    check_block_len(f, loc)?;
     // Reused buffers keep their old bytes: only grow (zeroing the new part) or cut, since the
     // read overwrites every byte anyway.
     let len = loc.len as usize;
@@ -652,13 +658,7 @@ fn copy_block_from(
     loc: BlockLocation,
     buf: &mut Vec<u8>,
 ) -> Result<()> {
-    if loc.len > MAX_BLOCK_SIZE {
-        return Err(ChainError::CorruptRecord {
-            file: f.path.clone(),
-            offset: loc.offset,
-            reason: format!("block length {} too large", loc.len),
-        });
-    }
+    check_block_len(f, loc)?;
     let len = loc.len as usize;
     let src = usize::try_from(loc.offset)
         .ok()

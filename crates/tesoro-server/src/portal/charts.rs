@@ -23,23 +23,7 @@ pub struct Line {
     pub points: Vec<(Date, f64)>,
 }
 
-/// Short number: 1.2k, 3.4M, 5.6B.
-pub fn si(v: f64) -> String {
-    let a = v.abs();
-    if a >= 1e12 {
-        format!("{:.1}T", v / 1e12)
-    } else if a >= 1e9 {
-        format!("{:.1}B", v / 1e9)
-    } else if a >= 1e6 {
-        format!("{:.1}M", v / 1e6)
-    } else if a >= 1e4 {
-        format!("{:.0}k", v / 1e3)
-    } else if a >= 100.0 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.2}")
-    }
-}
+pub use tesoro_plan::chart::si;
 
 /// Makes plotters' fixed-size SVG scale with the page and announce itself to screen readers.
 fn accessible(svg: String, label: &str) -> String {
