@@ -79,6 +79,9 @@ BITCOIND=$(./scripts/bitcoind.sh)
 export BITCOIND
 "$BITCOIND" -version | head -n 1
 
+# A clean build must fit a small disk: no incremental caches (they only help rebuilds).
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+
 say "cargo fmt --check"
 cargo fmt --all -- --check
 
