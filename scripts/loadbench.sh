@@ -6,6 +6,7 @@
 #   BACKENDS=sqlite scripts/loadbench.sh
 #   BACKENDS=postgres PAGE_PATH=/state/SV DURATION=10s scripts/loadbench.sh
 #   PROFILE=dev DURATION=2s scripts/loadbench.sh   # checks the script with a debug build
+#   RUST_LOG=tesoro_server=debug SERVE_LOG=/tmp/serve-logs scripts/loadbench.sh  # keep logs
 #
 # The office: the generated `reserve.toml` chain (tesoro-testchain), its wallets registered
 # under SV-ONBTC below SV, synced from the blocks dir; a few days of prices so the summary
@@ -24,7 +25,8 @@ PROFILE=${PROFILE:-release}
 case $PROFILE in dev) OUT=debug ;; *) OUT=$PROFILE ;; esac
 
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
-nice -n 5 cargo build --profile "$PROFILE" -q -p tesoro -p tesoro-testchain --example generate
+# --example alone would build only the example and leave a stale server binary.
+nice -n 5 cargo build --profile "$PROFILE" -q -p tesoro --bin tesoro -p tesoro-testchain --example generate
 BIN=$CARGO_TARGET_DIR/$OUT/tesoro
 GEN=$CARGO_TARGET_DIR/$OUT/examples/generate
 WORK=$(mktemp -d)
@@ -116,5 +118,7 @@ for BACKEND in $BACKENDS; do
     bench summary "$SUMMARY_PATH"
     bench page "$PAGE_PATH"
     kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
+    # SERVE_LOG=DIR keeps each backend's server log (with RUST_LOG=tesoro_server=debug, say).
+    [ -n "${SERVE_LOG:-}" ] && mkdir -p "$SERVE_LOG" && cp "$WORK/serve.log" "$SERVE_LOG/$BACKEND.log"
     drop_pg
 done

@@ -4,8 +4,8 @@
 //! Answers are cached as ready JSON bytes per entity, keyed by a *data version*: the chain
 //! tip's hash, the ledger's derivation fingerprint (which changes with wallets and entities)
 //! and the price table's extent. A background task reads the version once a second (three
-//! small indexed queries) and drops the cache when it moved; the sync worker drops it right
-//! after a pass. A request that hits the cache touches no database and no lock writers
+//! small indexed queries) and, when it moved, computes the cached summaries again and swaps
+//! them in; the sync worker and registry changes do the same right after they write. A request that hits the cache touches no database and no lock writers
 //! contend for, which is what lets one instance serve tens of thousands of these a second.
 
 use std::collections::HashMap;
@@ -26,6 +26,10 @@ use crate::AppState;
 #[derive(Debug, Default)]
 pub struct SummaryCache {
     inner: RwLock<Cached>,
+    /// One computation at a time. Without it a cold key met by 256 connections at once
+    /// started 256 computations that queued for 8 database connections (about 135 ms each
+    /// on PostgreSQL), which was the whole of the summary's p99.
+    gate: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug, Default)]
@@ -56,23 +60,63 @@ impl SummaryCache {
             .unwrap_or_default()
     }
 
-    /// Sets the data version; drops every answer when it changed.
-    pub fn set_version(&self, version: String) {
+    fn keys(&self) -> Vec<String> {
+        self.inner
+            .read()
+            .map(|c| c.entries.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn replace(&self, version: String, entries: HashMap<String, Bytes>) {
         if let Ok(mut c) = self.inner.write() {
-            if c.version != version {
-                c.version = version;
-                c.entries.clear();
-            }
+            tracing::debug!(from = %c.version, to = %version, keys = entries.len(), "public summary: data version moved");
+            *c = Cached { version, entries };
         }
     }
 
-    /// Reads the data version now and drops stale answers (after a sync or a change).
-    pub async fn invalidate_now(&self, store: &Store) {
-        match data_version(store).await {
-            Ok(v) => self.set_version(v),
-            Err(e) => tracing::warn!("cannot read the data version: {e}"),
+    /// Brings the cache to the data as it is now (after a sync or a change, and once a
+    /// second from [`watch_versions`]). When the version moved, every summary that was
+    /// cached is computed again *before* the new set replaces the old one, so requests keep
+    /// being answered from memory meanwhile: the public sees the old figures for the time
+    /// of one computation instead of waiting for it. When this returns, the next request
+    /// sees figures at least as new as the data when it was called.
+    pub async fn refresh(&self, store: &Store) {
+        let _one = self.gate.lock().await;
+        let version = match data_version(store).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!("cannot read the data version: {e}");
+                return;
+            }
+        };
+        if version == self.version() {
+            return;
         }
+        let mut fresh = HashMap::new();
+        for key in self.keys() {
+            let entity = match key_entity(&key) {
+                Ok(e) => e,
+                Err(()) => continue,
+            };
+            // A summary that fails now is left out; its next request computes it (and
+            // reports the error to that caller).
+            match summary_bytes(store, entity.as_ref()).await {
+                Ok(bytes) => {
+                    fresh.insert(key, bytes);
+                }
+                Err(e) => tracing::warn!(key, "public summary: {e}"),
+            }
+        }
+        self.replace(version, fresh);
     }
+}
+
+/// The entity a cache key stands for (empty: every entity).
+fn key_entity(key: &str) -> Result<Option<EntityCode>, ()> {
+    if key.is_empty() {
+        return Ok(None);
+    }
+    EntityCode::parse(key).map(Some).map_err(|_| ())
 }
 
 /// The data version: tip hash, ledger fingerprint, price extent.
@@ -108,7 +152,7 @@ pub async fn data_version(store: &Store) -> Result<String, StoreError> {
 /// Keeps the cache's version current until `stop` turns true.
 pub async fn watch_versions(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
     loop {
-        state.public.invalidate_now(&state.store).await;
+        state.public.refresh(&state.store).await;
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = stop.changed() => {
@@ -261,10 +305,26 @@ pub async fn summary_json(
     if let Some(b) = state.public.get(&key) {
         return Ok(b);
     }
+    let _one = state.public.gate.lock().await;
+    // Whoever held the gate before may have computed this very key.
+    if let Some(b) = state.public.get(&key) {
+        return Ok(b);
+    }
     let version = state.public.version();
-    let summary = compute(&state.store, entity).await?;
+    let bytes = summary_bytes(&state.store, entity).await?;
+    state.public.put(&version, key, bytes.clone());
+    Ok(bytes)
+}
+
+async fn summary_bytes(store: &Store, entity: Option<&EntityCode>) -> Result<Bytes, StoreError> {
+    let started = std::time::Instant::now();
+    let summary = compute(store, entity).await?;
     let bytes =
         Bytes::from(serde_json::to_vec(&summary).map_err(|e| StoreError::Corrupt(e.to_string()))?);
-    state.public.put(&version, key, bytes.clone());
+    tracing::debug!(
+        entity = entity.map(|e| e.as_str()).unwrap_or(""),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "public summary computed"
+    );
     Ok(bytes)
 }

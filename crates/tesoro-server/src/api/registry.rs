@@ -70,7 +70,7 @@ pub(crate) async fn add_entity(
     // A new root needs a grant over everything; an agency needs one over its parent.
     identity.require(Action::EditRegistry, new.parent.as_ref())?;
     let entity = office::add_entity(&state.store, &identity.actor(), &new).await?;
-    state.public.invalidate_now(&state.store).await;
+    state.public.refresh(&state.store).await;
     Ok((StatusCode::CREATED, Json(entity)))
 }
 
@@ -139,6 +139,6 @@ pub(crate) async fn add_wallet(
     let store = &state.store;
     let checked = office::check_wallet(store, &body.entity, &body.name, spec).await?;
     let w = office::add_wallet(store, &identity.actor(), &checked.new).await?;
-    state.public.invalidate_now(store).await;
+    state.public.refresh(store).await;
     Ok((StatusCode::CREATED, Json(w)))
 }
