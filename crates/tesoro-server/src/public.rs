@@ -9,6 +9,7 @@
 //! contend for, which is what lets one instance serve tens of thousands of these a second.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 use std::time::Duration;
 
@@ -30,6 +31,7 @@ pub struct SummaryCache {
     /// started 256 computations that queued for 8 database connections (about 135 ms each
     /// on PostgreSQL), which was the whole of the summary's p99.
     gate: tokio::sync::Mutex<()>,
+    computed: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -58,6 +60,11 @@ impl SummaryCache {
             .read()
             .map(|c| c.version.clone())
             .unwrap_or_default()
+    }
+
+    /// Summaries computed since start (cache misses and refreshes), for tests and logs.
+    pub fn computations(&self) -> u64 {
+        self.computed.load(Ordering::Relaxed)
     }
 
     fn keys(&self) -> Vec<String> {
@@ -100,6 +107,7 @@ impl SummaryCache {
             };
             // A summary that fails now is left out; its next request computes it (and
             // reports the error to that caller).
+            self.computed.fetch_add(1, Ordering::Relaxed);
             match summary_bytes(store, entity.as_ref()).await {
                 Ok(bytes) => {
                     fresh.insert(key, bytes);
@@ -311,6 +319,7 @@ pub async fn summary_json(
         return Ok(b);
     }
     let version = state.public.version();
+    state.public.computed.fetch_add(1, Ordering::Relaxed);
     let bytes = summary_bytes(&state.store, entity).await?;
     state.public.put(&version, key, bytes.clone());
     Ok(bytes)
