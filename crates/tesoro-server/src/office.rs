@@ -112,11 +112,16 @@ pub struct CheckedWallet {
 /// Checks a new wallet: refuses private key material (without repeating it), parses the
 /// descriptor or addresses for the database's network, checks the name and gap limit, and
 /// refuses scripts another wallet already watches (their coins would count twice).
+///
+/// `visible` is what the caller may see (`None`: everything, as for the CLI's operator): a
+/// refusal names the wallet already watching a script only when its entity is in it, so a
+/// scoped admin learns that the script is taken but not who outside their grant holds it.
 pub async fn check_wallet(
     store: &Store,
     entity: &str,
     name: &str,
     spec: WalletSpec<'_>,
+    visible: Option<&[EntityCode]>,
 ) -> OfficeResult<CheckedWallet> {
     refuse_secret(name, "the wallet name").map_err(invalid)?;
     match &spec {
@@ -170,7 +175,7 @@ pub async fn check_wallet(
             NewWalletKind::Addresses(parse_address_list(items, network).map_err(invalid)?)
         }
     };
-    refuse_overlap(store, &kind).await?;
+    refuse_overlap(store, &kind, visible).await?;
     Ok(CheckedWallet {
         new: NewWallet { entity, name, kind },
         checksum_added,
@@ -252,7 +257,11 @@ fn first_scripts(
 
 /// A script may belong to one wallet only, or its coins would be counted twice: refuses a
 /// new wallet whose first scripts another wallet already watches.
-async fn refuse_overlap(store: &Store, new: &NewWalletKind) -> OfficeResult<()> {
+async fn refuse_overlap(
+    store: &Store,
+    new: &NewWalletKind,
+    visible: Option<&[EntityCode]>,
+) -> OfficeResult<()> {
     let network = store.network();
     let mut theirs: HashMap<ScriptBuf, String> = HashMap::new();
     for w in store.wallets(None).await? {
@@ -281,8 +290,14 @@ async fn refuse_overlap(store: &Store, new: &NewWalletKind) -> OfficeResult<()> 
                 network,
             )?,
         };
+        let shown = visible.is_none_or(|v| v.contains(&w.entity));
         for (s, at) in scripts {
-            theirs.insert(s, format!("wallet {} ({at})", w.full_name()));
+            let owner = if shown {
+                format!("wallet {} ({at})", w.full_name())
+            } else {
+                "a wallet outside your grant".to_string()
+            };
+            theirs.insert(s, owner);
         }
     }
     for (s, at) in first_scripts(new, network)? {

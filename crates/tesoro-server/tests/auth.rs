@@ -297,3 +297,50 @@ async fn every_error_has_the_same_body() {
     assert_error_body(&r, 404, "not_found");
     s.stop().await;
 }
+
+/// A regtest P2PKH address made from `n`, for wallets that must not collide by accident.
+fn address(n: u8) -> String {
+    use bitcoin::hashes::Hash;
+    bitcoin::Address::p2pkh(
+        bitcoin::PubkeyHash::from_byte_array([n; 20]),
+        bitcoin::Network::Regtest,
+    )
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overlap_refusal_names_the_other_wallet_only_inside_the_grant() {
+    for_both(|s| async move {
+        let admin = Session::login(s.addr, "admin", PASSWORD).await;
+        let svadmin = Session::login(s.addr, "svadmin", PASSWORD).await;
+        let (a, b) = (address(1), address(2));
+        let add = |who: &Session, entity: &str, name: &str, addr: &str| {
+            let body = json!({"entity": entity, "name": name, "addresses": [addr]});
+            let who = who.clone();
+            async move { who.post("/api/v1/wallets", &body).await }
+        };
+        assert_eq!(add(&admin, "PK", "pk-vault", &a).await.status, 201);
+
+        // The SV admin may not learn that PK/pk-vault exists.
+        let r = add(&svadmin, "SV", "mine", &a).await;
+        assert_error_body(&r, 409, "conflict");
+        assert!(r.body.contains("outside your grant"), "{}", r.body);
+        assert!(
+            !r.body.contains("pk-vault") && !r.body.contains("PK"),
+            "{}",
+            r.body
+        );
+        // The admin of everything is told which wallet it is.
+        let r = add(&admin, "SV", "mine", &a).await;
+        assert_error_body(&r, 409, "conflict");
+        assert!(r.body.contains("PK/pk-vault"), "{}", r.body);
+
+        // Inside the grant the other wallet is named.
+        assert_eq!(add(&svadmin, "SV", "one", &b).await.status, 201);
+        let r = add(&svadmin, "SV-ONBTC", "two", &b).await;
+        assert_error_body(&r, 409, "conflict");
+        assert!(r.body.contains("SV/one"), "{}", r.body);
+        s.stop().await;
+    })
+    .await;
+}

@@ -137,7 +137,14 @@ pub(crate) async fn add_wallet(
         }
     };
     let store = &state.store;
-    let checked = office::check_wallet(store, &body.entity, &body.name, spec).await?;
+    let checked = office::check_wallet(
+        store,
+        &body.entity,
+        &body.name,
+        spec,
+        identity.scope.as_deref(),
+    )
+    .await?;
     let w = office::add_wallet(store, &identity.actor(), &checked.new).await?;
     state.public.refresh(store).await;
     Ok((StatusCode::CREATED, Json(w)))

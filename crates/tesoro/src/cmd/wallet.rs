@@ -162,7 +162,7 @@ async fn add(a: AddArgs, g: &Globals) -> anyhow::Result<()> {
     } else {
         bail!("give --descriptor, --addresses or --addresses-file");
     };
-    let checked = office::check_wallet(&store, &a.entity, &a.name, spec).await?;
+    let checked = office::check_wallet(&store, &a.entity, &a.name, spec, None).await?;
     if checked.checksum_added && !a.json {
         if let NewWalletKind::Descriptor { external, .. } = &checked.new.kind {
             println!("descriptor checksum computed: {external}");

@@ -295,7 +295,11 @@ pub(super) async fn wallets(
 
 /// Reads the form's numbers and hands the rest to [`office::check_wallet`], the same check
 /// the CLI and the API use; the error text never contains the input.
-async fn new_wallet(state: &AppState, f: &WalletForm) -> Result<NewWallet, String> {
+async fn new_wallet(
+    state: &AppState,
+    f: &WalletForm,
+    visible: Option<&[EntityCode]>,
+) -> Result<NewWallet, String> {
     let spec = if f.kind == "addresses" {
         WalletSpec::Addresses(address_file_items("the addresses field", &f.addresses))
     } else {
@@ -315,7 +319,7 @@ async fn new_wallet(state: &AppState, f: &WalletForm) -> Result<NewWallet, Strin
             birth_height: number(&f.birth_height, "birth height")?,
         }
     };
-    office::check_wallet(&state.store, &f.entity, &f.name, spec)
+    office::check_wallet(&state.store, &f.entity, &f.name, spec, visible)
         .await
         .map(|c| c.new)
         .map_err(|e| e.to_string())
@@ -344,7 +348,7 @@ pub(super) async fn wallet_add(
             .id
             .require(Action::EditRegistry, Some(&entity))
             .map_err(|e| e.message)?;
-        let new = new_wallet(&state, &f).await?;
+        let new = new_wallet(&state, &f, staff.id.scope.as_deref()).await?;
         office::add_wallet(&state.store, &staff.id.actor(), &new)
             .await
             .map_err(|e| e.to_string())?;
