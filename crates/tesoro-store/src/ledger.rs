@@ -278,6 +278,9 @@ impl Store {
         set_state(&mut tx, "derived_from", &fp).await?;
         set_state(&mut tx, "derived_count", &movements.len().to_string()).await?;
         tx.commit().await?;
+        if movements.len() as u64 >= Self::BULK_ROWS {
+            self.refresh_statistics(&["ledger_movements"]).await?;
+        }
         Ok(RefreshOutcome {
             rebuilt: true,
             movements: movements.len() as u64,

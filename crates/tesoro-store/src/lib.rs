@@ -284,6 +284,27 @@ impl Store {
         &self.pool
     }
 
+    /// Brings the query planner's statistics up to date after a bulk write: `ANALYZE` of
+    /// `tables` (every table when empty) on PostgreSQL, `PRAGMA optimize` on SQLite. Right
+    /// after a large first sync or ledger build autovacuum has not run yet, and PostgreSQL
+    /// plans the ledger's joins as if the tables were empty (reports several times slower
+    /// until it does).
+    pub async fn refresh_statistics(&self, tables: &[&str]) -> Result<()> {
+        let sql = match self.backend {
+            Backend::Postgres if tables.is_empty() => "ANALYZE".to_string(),
+            Backend::Postgres => format!("ANALYZE {}", tables.join(", ")),
+            Backend::Sqlite => "PRAGMA optimize".to_string(),
+        };
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Rows a write must touch before it refreshes the planner's statistics (a first sync,
+    /// a long catch-up, a ledger build); steady small writes leave that to autovacuum.
+    pub const BULK_ROWS: u64 = 1_000;
+
     /// Closes every connection (flushes SQLite's WAL).
     pub async fn close(self) {
         self.pool.close().await;

@@ -347,6 +347,9 @@ pub async fn post(store: &Store, tol: MatchTolerance) -> ReportResult<PostOutcom
     set_state(&mut tx, "lots_dirty", &dirty_s.join(",")).await?;
     set_state(&mut tx, "posted_with", &fp).await?;
     tx.commit().await.map_err(db)?;
+    if out.rows >= Store::BULK_ROWS {
+        store.refresh_statistics(&["ledger_lot_days"]).await?;
+    }
     Ok(out)
 }
 

@@ -318,3 +318,37 @@ async fn balances_at_a_date_use_the_last_block_of_that_day() {
     assert!(s.block_at_or_before_time(0).await.unwrap().is_none());
     s.close().await;
 }
+
+/// After a bulk write PostgreSQL must not plan as if the tables were empty: the statistics
+/// refresh a large sync ends with gives the planner the tables' real sizes (without it the
+/// estimate here stays at -1, "never analyzed").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statistics_refresh_tells_postgresql_the_tables_real_sizes() {
+    let db = common::postgres().await;
+    let store = registry(&db.url).await;
+    let mut chain = Vec::new();
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    extend(&mut chain, 1_200, 0, &mut rng);
+    store.apply_blocks(&chain).await.unwrap();
+    store.refresh_statistics(&[]).await.unwrap();
+    let estimate = |table: &'static str| {
+        let store = store.clone();
+        async move {
+            use sqlx::Row;
+            sqlx::query("SELECT CAST(reltuples AS BIGINT) AS n FROM pg_class WHERE relname = $1")
+                .bind(table)
+                .fetch_one(store.pool())
+                .await
+                .unwrap()
+                .get::<i64, _>("n")
+        }
+    };
+    assert_eq!(estimate("blocks").await, 1_200);
+    let outputs: usize = chain.iter().map(|b| b.created.len()).sum();
+    assert_eq!(estimate("outputs").await, outputs as i64);
+    // SQLite's counterpart runs too.
+    let lite = common::sqlite().await;
+    let store = registry(&lite.url).await;
+    store.apply_blocks(&chain).await.unwrap();
+    store.refresh_statistics(&[]).await.unwrap();
+}

@@ -484,6 +484,13 @@ async fn sync_pass(
         None => wallets.iter().map(birth).min().unwrap_or(0),
     };
     scan_range(store, source, &wallets, from, target, "sync", &mut summary).await?;
+    let written = summary.blocks_scanned + summary.outputs_found + summary.spends_found;
+    if written >= Store::BULK_ROWS {
+        store
+            .refresh_statistics(&[])
+            .await
+            .context("cannot refresh the database's planner statistics after the sync")?;
+    }
     let tip = store.chain_tip().await?;
     summary.tip_height = tip.map(|t| t.height);
     summary.tip_hash = tip.map(|t| t.hash.to_string());
