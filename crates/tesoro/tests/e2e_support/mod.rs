@@ -86,14 +86,6 @@ impl Browser {
                  Debian's chromium and chromium-driver). Set TESORO_SKIP_BROWSER=1 to skip."
             );
         };
-        let port = free_port();
-        let child = Command::new(&driver)
-            .arg(format!("--port={port}"))
-            .arg("--allowed-ips=127.0.0.1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", driver.display()));
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),
@@ -102,18 +94,44 @@ impl Browser {
                 "args": CHROMIUM_FLAGS,
             }),
         );
-        let url = format!("http://127.0.0.1:{port}");
+        let spawn = |port: u16| {
+            Command::new(&driver)
+                .arg(format!("--port={port}"))
+                .arg("--allowed-ips=127.0.0.1")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", driver.display()))
+        };
+        // The port is free when asked but not reserved: another test's server or chromedriver
+        // may take it before ours binds, and ours then exits while the session below would be
+        // opened with (and later die with) someone else's. A driver that exited is replaced
+        // on a new port, and a session counts only if our driver is still the one running.
+        let mut port = free_port();
+        let mut child = spawn(port);
         let started = Instant::now();
         let client = loop {
+            if started.elapsed() > Duration::from_secs(30) {
+                panic!("chromedriver did not start a session in 30 s (last port {port})");
+            }
+            if let Ok(Some(_)) = child.try_wait() {
+                port = free_port();
+                child = spawn(port);
+                continue;
+            }
             let conn =
                 ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
                     .capabilities(caps.clone())
-                    .connect(&url)
+                    .connect(&format!("http://127.0.0.1:{port}"))
                     .await;
             match conn {
-                Ok(c) => break c,
-                Err(e) if started.elapsed() > Duration::from_secs(30) => {
-                    panic!("chromedriver at {url} did not start a session in 30 s: {e}")
+                Ok(c) => {
+                    // Give a driver that lost the port race the moment it needs to exit.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    if let Ok(None) = child.try_wait() {
+                        break c;
+                    }
+                    let _ = c.close().await;
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
