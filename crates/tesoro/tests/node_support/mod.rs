@@ -68,11 +68,21 @@ impl Node {
             child: None,
             rpc: None,
         };
-        n.launch();
-        n
+        // The port was free when picked, not reserved: a node that lost it to another test
+        // exits unable to bind, and a first start may move to another port (a restart may
+        // not, since its URL is already in use).
+        for _ in 0..3 {
+            if n.launch(true) {
+                return n;
+            }
+            n.port = free_port();
+        }
+        panic!("bitcoind could not bind an RPC port in 3 tries");
     }
 
-    fn launch(&mut self) {
+    /// Starts bitcoind; false when it could not bind its RPC port and `may_move` allows
+    /// trying another.
+    fn launch(&mut self, may_move: bool) -> bool {
         let _ = std::fs::remove_file(self.cookie());
         let mut cmd = Command::new(bitcoind());
         cmd.arg("-regtest")
@@ -96,6 +106,9 @@ impl Node {
         let deadline = Instant::now() + Duration::from_secs(120);
         while !self.cookie().exists() {
             if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                if may_move && self.log_tail().contains("Unable to bind") {
+                    return false;
+                }
                 panic!(
                     "bitcoind exited with {st} before writing its cookie; debug.log:\n{}",
                     self.log_tail()
@@ -115,6 +128,7 @@ impl Node {
             }
         }
         self.rpc = Some(rpc);
+        true
     }
 
     pub fn log_tail(&self) -> String {
@@ -184,7 +198,7 @@ impl Node {
     /// Starts it again on the same datadir and port.
     pub fn restart(&mut self) {
         self.stop();
-        self.launch();
+        self.launch(false);
     }
 
     pub fn height(&self) -> u32 {
