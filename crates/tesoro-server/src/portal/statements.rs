@@ -105,11 +105,8 @@ pub struct Row {
     pub signed_json: String,
 }
 
-/// Every stored statement, oldest first (none on a schema without statements).
+/// Every stored statement, oldest first.
 pub async fn all(store: &Store) -> Result<Vec<Row>, PortalError> {
-    if !super::cache::table_exists(store, "statements").await? {
-        return Ok(Vec::new());
-    }
     let rows = sqlx::query(
         "SELECT id, entity, height, sha256, total_sats, created_at, signed_json \
          FROM statements ORDER BY height, id",

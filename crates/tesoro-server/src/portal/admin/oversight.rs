@@ -9,18 +9,10 @@ use sqlx::Row;
 use tesoro_store::{Store, StoreError};
 
 use super::{Nav, Staff};
-use crate::portal::cache::table_exists;
 use crate::portal::{fmt, render, statements, PortalError};
 use crate::AppState;
 
-async fn rows(
-    store: &Store,
-    table: &str,
-    sql: &'static str,
-) -> Result<Vec<sqlx::any::AnyRow>, PortalError> {
-    if !table_exists(store, table).await? {
-        return Ok(Vec::new());
-    }
+async fn rows(store: &Store, sql: &'static str) -> Result<Vec<sqlx::any::AnyRow>, PortalError> {
     Ok(sqlx::query(sql)
         .fetch_all(store.pool())
         .await
@@ -63,7 +55,6 @@ pub(super) async fn policies(
     let store = &state.store;
     let policy = rows(
         store,
-        "policy_sets",
         "SELECT source, sha256, imported_at, text FROM policy_sets ORDER BY id DESC LIMIT 1",
     )
     .await?
@@ -80,7 +71,6 @@ pub(super) async fn policies(
     let mut violations = Vec::new();
     for r in rows(
         store,
-        "alerts",
         "SELECT rule, entity, since_height, body, delivered_at FROM alerts ORDER BY seq DESC",
     )
     .await?
@@ -193,7 +183,6 @@ pub(super) async fn partners(
     let mut partners = Vec::new();
     for r in rows(
         store,
-        "partners",
         "SELECT name, public_key, added_at FROM partners ORDER BY name",
     )
     .await?
@@ -207,7 +196,6 @@ pub(super) async fn partners(
     let mut bundles = Vec::new();
     for r in rows(
         store,
-        "bundles",
         "SELECT p.name AS partner, b.issuer, b.created_at, b.sha256, b.imported_at \
          FROM bundles b JOIN partners p ON p.id = b.partner_id ORDER BY b.id DESC",
     )
