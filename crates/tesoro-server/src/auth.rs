@@ -494,47 +494,35 @@ pub async fn csrf_guard(State(state): State<AppState>, request: Request, next: N
         .to_string();
     let is_form = content_type.starts_with("application/x-www-form-urlencoded");
     let is_multipart = content_type.starts_with("multipart/form-data");
-    let (request, given_form) = if given_header.is_none() && given_query.is_none() && is_multipart {
-        // An upload form: read it once (size-limited), find its token field, hand the same
-        // bytes on to the handler.
-        let (parts, body) = request.into_parts();
-        let bytes = match axum::body::to_bytes(body, state.settings.max_form_bytes).await {
-            Ok(b) => b,
-            Err(_) => {
-                return ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "too_large",
-                    "the upload is too large",
-                )
-                .into_response()
-            }
+    let (request, given_form) =
+        if given_header.is_none() && given_query.is_none() && (is_multipart || is_form) {
+            // A form (an upload form too): read it once (size-limited), find its token field,
+            // hand the same bytes on to the handler.
+            let (parts, body) = request.into_parts();
+            let bytes = match axum::body::to_bytes(body, state.settings.max_form_bytes).await {
+                Ok(b) => b,
+                Err(_) => {
+                    let what = if is_multipart { "upload" } else { "form" };
+                    return ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "too_large",
+                        format!("the {what} is too large"),
+                    )
+                    .into_response();
+                }
+            };
+            let token = if is_multipart {
+                multipart_value(&content_type, &bytes, "csrf_token")
+            } else {
+                form_urlencoded_value(&bytes, "csrf_token")
+            };
+            (
+                Request::from_parts(parts, axum::body::Body::from(bytes)),
+                token,
+            )
+        } else {
+            (request, None)
         };
-        let token = multipart_value(&content_type, &bytes, "csrf_token");
-        (
-            Request::from_parts(parts, axum::body::Body::from(bytes)),
-            token,
-        )
-    } else if given_header.is_none() && given_query.is_none() && is_form {
-        let (parts, body) = request.into_parts();
-        let bytes = match axum::body::to_bytes(body, state.settings.max_form_bytes).await {
-            Ok(b) => b,
-            Err(_) => {
-                return ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "too_large",
-                    "the form is too large",
-                )
-                .into_response()
-            }
-        };
-        let token = form_urlencoded_value(&bytes, "csrf_token");
-        (
-            Request::from_parts(parts, axum::body::Body::from(bytes)),
-            token,
-        )
-    } else {
-        (request, None)
-    };
     let given = given_header.or(given_query).or(given_form);
     match given {
         Some(g) if constant_time_eq(g.as_bytes(), expected.as_bytes()) => {
