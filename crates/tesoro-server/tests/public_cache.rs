@@ -22,19 +22,14 @@ async fn office(db: &db::TestDb) -> Store {
     let (store, _) = Store::init(&db.url, ChainNetwork(bitcoin::Network::Regtest))
         .await
         .unwrap();
-    for (c, name, parent) in [
-        ("SV", "El Salvador", None),
-        ("SV-ONBTC", "Bitcoin Office", Some("SV")),
-    ] {
-        store
-            .add_entity(&NewEntity {
-                code: code(c),
-                name: name.into(),
-                parent: parent.map(code),
-            })
-            .await
-            .unwrap();
-    }
+    support::add_entities(
+        &store,
+        &[
+            ("SV", "El Salvador", None),
+            ("SV-ONBTC", "Bitcoin Office", Some("SV")),
+        ],
+    )
+    .await;
     // One block, so that there is a tip to sum holdings at.
     store
         .apply_blocks(&[BlockDelta::empty(BlockMeta {

@@ -39,27 +39,36 @@ fn code(s: &str) -> EntityCode {
     EntityCode::parse(s).unwrap()
 }
 
+/// Adds `(code, name, parent)` entities, parents first.
+pub async fn add_entities(store: &Store, list: &[(&str, &str, Option<&str>)]) {
+    for (c, name, parent) in list {
+        store
+            .add_entity(&NewEntity {
+                code: code(c),
+                name: name.to_string(),
+                parent: parent.map(code),
+            })
+            .await
+            .unwrap();
+    }
+}
+
 /// Entities SV > SV-ONBTC, SV > SV-BCR, PK; users: admin (all), svadmin (admin of SV),
 /// acct (accountant of SV-ONBTC), auditor (all), viewer (viewer of PK).
 pub async fn start(db: db::TestDb) -> TestServer {
     let (store, _) = Store::init(&db.url, ChainNetwork(bitcoin::Network::Regtest))
         .await
         .unwrap();
-    for (c, name, parent) in [
-        ("SV", "El Salvador", None),
-        ("SV-ONBTC", "Bitcoin Office", Some("SV")),
-        ("SV-BCR", "Central Reserve Bank", Some("SV")),
-        ("PK", "Pakistan", None),
-    ] {
-        store
-            .add_entity(&NewEntity {
-                code: code(c),
-                name: name.into(),
-                parent: parent.map(code),
-            })
-            .await
-            .unwrap();
-    }
+    add_entities(
+        &store,
+        &[
+            ("SV", "El Salvador", None),
+            ("SV-ONBTC", "Bitcoin Office", Some("SV")),
+            ("SV-BCR", "Central Reserve Bank", Some("SV")),
+            ("PK", "Pakistan", None),
+        ],
+    )
+    .await;
     for (user, role, entity) in [
         ("admin", Role::Admin, None),
         ("svadmin", Role::Admin, Some("SV")),
