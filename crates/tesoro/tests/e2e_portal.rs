@@ -134,7 +134,7 @@ async fn login(b: &Browser, site: &Site, user: &str, password: &str) {
     b.open(&site.url("/admin/login")).await;
     b.fill("#username", user).await;
     b.fill("#password", password).await;
-    b.click("#login-button").await;
+    b.submit("#login-button").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,7 +148,7 @@ async fn e2e_public_page_shows_the_synced_total_and_its_value() {
     assert!(index.contains("El Salvador"), "{index}");
     b.screenshot("public-index").await;
 
-    b.click("a[href='/state/SV']").await;
+    b.submit("a[href='/state/SV']").await;
     let want = expected_total(&site.office.expected, &[]);
     let sats = b
         .attr("#total-btc .big", "data-sats")
@@ -255,7 +255,7 @@ async fn e2e_admin_adds_a_wallet_and_sees_it_after_a_sync() {
     // Signing in on that form comes back to the page asked for.
     b.fill("#username", "admin").await;
     b.fill("#password", ADMIN_PASSWORD).await;
-    b.click("#login-button").await;
+    b.submit("#login-button").await;
     assert_eq!(b.path().await, "/admin/wallets");
     b.screenshot("admin-wallets").await;
 
@@ -264,7 +264,7 @@ async fn e2e_admin_adds_a_wallet_and_sees_it_after_a_sync() {
     b.fill("#name", "leaked").await;
     b.click("#kind-addresses").await;
     b.fill("#addresses", wif).await;
-    b.click("#add-wallet").await;
+    b.submit("#add-wallet").await;
     let err = b.text("#wallet-error").await;
     assert!(err.to_lowercase().contains("private key"), "{err}");
     let page = b.page_text().await;
@@ -277,7 +277,7 @@ async fn e2e_admin_adds_a_wallet_and_sees_it_after_a_sync() {
     b.click("#kind-descriptor").await;
     b.fill("#descriptor", &format!("wpkh({xprv}/84h/1h/0h/0/*)"))
         .await;
-    b.click("#add-wallet").await;
+    b.submit("#add-wallet").await;
     let err = b.text("#wallet-error").await;
     assert!(err.to_lowercase().contains("private key"), "{err}");
     let html = b.source().await;
@@ -294,7 +294,7 @@ async fn e2e_admin_adds_a_wallet_and_sees_it_after_a_sync() {
     b.click("#kind-descriptor").await;
     b.fill("#descriptor", &taken.external).await;
     b.fill("#change_descriptor", &taken.internal).await;
-    b.click("#add-wallet").await;
+    b.submit("#add-wallet").await;
     let err = b.text("#wallet-error").await;
     assert!(
         err.contains("is already watched by wallet") && err.contains(&taken.name),
@@ -309,7 +309,7 @@ async fn e2e_admin_adds_a_wallet_and_sees_it_after_a_sync() {
     b.fill("#name", "seized-new").await;
     b.click("#kind-addresses").await;
     b.fill("#addresses", &addr).await;
-    b.click("#add-wallet").await;
+    b.submit("#add-wallet").await;
     assert!(
         b.path().await.contains("done=wallet-added"),
         "{}",
@@ -399,7 +399,7 @@ async fn e2e_viewer_cannot_reach_admin_pages() {
     b.open(&site.url("/admin/login")).await;
     b.fill("#username", "admin").await;
     b.fill("#password", "wrong password").await;
-    b.click("#login-button").await;
+    b.submit("#login-button").await;
     assert!(b
         .text("#login-error")
         .await
@@ -461,11 +461,7 @@ async fn e2e_keyboard_alone_reaches_and_presses_the_sign_in_button() {
         button.attr("id").await.unwrap().as_deref(),
         Some("login-button")
     );
-    button
-        .send_keys(&char::from(Key::Enter).to_string())
-        .await
-        .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    b.press_and_wait(&char::from(Key::Enter).to_string()).await;
     assert_eq!(b.path().await, "/admin");
     b.close().await;
     site.stop().await;
@@ -488,7 +484,7 @@ async fn e2e_admin_uploads_a_records_file_all_or_nothing() {
     .unwrap();
     b.open(&site.url("/admin/records")).await;
     b.choose_file("#file", &bad).await;
-    b.click("form[action='/admin/records'] button[type=submit]")
+    b.submit("form[action='/admin/records'] button[type=submit]")
         .await;
     let err = b.text("#import-error").await;
     assert!(err.contains("march.csv: line 3, field btc"), "{err}");
@@ -505,7 +501,7 @@ async fn e2e_admin_uploads_a_records_file_all_or_nothing() {
     )
     .unwrap();
     b.choose_file("#file", &good).await;
-    b.click("form[action='/admin/records'] button[type=submit]")
+    b.submit("form[action='/admin/records'] button[type=submit]")
         .await;
     assert!(
         b.path().await.contains("done=records-imported"),

@@ -215,6 +215,61 @@ impl Browser {
             .unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
     }
 
+    /// Clicks the element `css` selects and waits until the page it leads to has loaded.
+    ///
+    /// WebDriver's click returns once the click is dispatched; a form post (above all a
+    /// multipart upload) may start its navigation after that, and reading the URL then
+    /// still gives the old page. The old document's root going stale marks the new one.
+    pub async fn submit(&self, css: &str) {
+        let old = self
+            .client
+            .find(Locator::Css("html"))
+            .await
+            .unwrap_or_else(|e| panic!("no document before clicking {css}: {e}"));
+        self.click(css).await;
+        self.wait_for_new_document(old, css).await;
+    }
+
+    /// Sends `keys` to the focused element and waits for the page that leads to.
+    pub async fn press_and_wait(&self, keys: &str) {
+        let old = self
+            .client
+            .find(Locator::Css("html"))
+            .await
+            .unwrap_or_else(|e| panic!("no document before pressing a key: {e}"));
+        self.client
+            .active_element()
+            .await
+            .unwrap_or_else(|e| panic!("no focused element: {e}"))
+            .send_keys(keys)
+            .await
+            .unwrap_or_else(|e| panic!("cannot press a key: {e}"));
+        self.wait_for_new_document(old, "a key press").await;
+    }
+
+    async fn wait_for_new_document(&self, old: fantoccini::elements::Element, what: &str) {
+        let started = Instant::now();
+        loop {
+            if old.is_displayed().await.is_err() {
+                let ready = self
+                    .client
+                    .execute("return document.readyState", vec![])
+                    .await
+                    .ok();
+                if ready.as_ref().and_then(|v| v.as_str()) == Some("complete") {
+                    return;
+                }
+            }
+            if started.elapsed() > Duration::from_secs(15) {
+                panic!(
+                    "{what} did not lead to a new page in 15 s (still on {})",
+                    self.path().await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     /// The current path and query.
     pub async fn path(&self) -> String {
         let u = self
