@@ -18,6 +18,7 @@ pub mod public;
 pub mod secrets;
 pub mod sync_worker;
 pub mod users;
+pub mod version;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -91,8 +92,12 @@ pub struct Settings {
 pub struct AppState {
     /// The database.
     pub store: Store,
+    /// The data version the in-memory answers below are kept under.
+    pub version: Arc<version::DataVersion>,
     /// Cache of public summaries.
     pub public: Arc<public::SummaryCache>,
+    /// Rendered public pages.
+    pub pages: Arc<portal::cache::PageCache>,
     /// What the sync worker last did (on this instance).
     pub sync: Arc<tokio::sync::RwLock<SyncStatus>>,
     /// Settings.
@@ -105,7 +110,9 @@ impl AppState {
         let dummy_hash = users::hash_password("not a password; equalizes login timing").await?;
         Ok(AppState {
             store,
+            version: Arc::new(version::DataVersion::default()),
             public: Arc::new(public::SummaryCache::default()),
+            pages: Arc::new(portal::cache::PageCache::default()),
             sync: Arc::new(tokio::sync::RwLock::new(SyncStatus::default())),
             settings: Arc::new(Settings {
                 secure_cookies: false,
@@ -114,6 +121,17 @@ impl AppState {
                 dummy_hash,
             }),
         })
+    }
+
+    /// Brings the in-memory answers to the data as it is now: reads the data version and,
+    /// when it moved, computes the cached summaries again (pages are rebuilt on their next
+    /// request). Changes made through this server await it, so the next request sees them;
+    /// the version watcher calls it once a second for everything else.
+    pub async fn data_changed(&self) {
+        match self.version.read(&self.store).await {
+            Ok(v) => self.public.refresh(&self.store, &v).await,
+            Err(e) => tracing::warn!("cannot read the data version: {e}"),
+        }
     }
 
     fn with_config(mut self, cfg: &ServerConfig) -> AppState {
@@ -170,7 +188,7 @@ pub async fn serve_on(
 ) -> Result<(), ServerError> {
     let state = AppState::new(store).await?.with_config(&cfg);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let watcher = tokio::spawn(public::watch_versions(state.clone(), stop_rx.clone()));
+    let watcher = tokio::spawn(version::watch(state.clone(), stop_rx.clone()));
     let worker = cfg.sync.clone().map(|job| {
         tokio::spawn(sync_worker::run(
             state.clone(),

@@ -1,21 +1,17 @@
 //! The public summary: what the transparency page and `GET /api/v1/public/summary` show,
 //! served from memory.
 //!
-//! Answers are cached as ready JSON bytes per entity, keyed by a *data version*: the chain
-//! tip's hash, the ledger's derivation fingerprint (which changes with wallets and entities)
-//! and the price table's extent. A background task reads the version once a second (three
-//! small indexed queries) and, when it moved, computes the cached summaries again and swaps
-//! them in; the sync worker and registry changes do the same right after they write. A request that hits the cache touches no database and no lock writers
-//! contend for, which is what lets one instance serve tens of thousands of these a second.
+//! Answers are cached as ready JSON bytes per entity under the data version
+//! ([`crate::version`]). When the version moves, the cached summaries are computed again and
+//! swapped in; a request that hits the cache touches no database and no lock writers contend
+//! for, which is what lets one instance serve tens of thousands of these a second.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
-use std::time::Duration;
 
 use axum::body::Bytes;
 use serde::Serialize;
-use sqlx::Row;
 use tesoro_core::price::{round_money, value_of};
 use tesoro_core::EntityCode;
 use tesoro_store::holdings::{At, GroupBy};
@@ -81,21 +77,13 @@ impl SummaryCache {
         }
     }
 
-    /// Brings the cache to the data as it is now (after a sync or a change, and once a
-    /// second from [`watch_versions`]). When the version moved, every summary that was
+    /// Brings the cache to data `version` (read just before; see
+    /// [`crate::AppState::data_changed`]). When the version moved, every summary that was
     /// cached is computed again *before* the new set replaces the old one, so requests keep
     /// being answered from memory meanwhile: the public sees the old figures for the time
-    /// of one computation instead of waiting for it. When this returns, the next request
-    /// sees figures at least as new as the data when it was called.
-    pub async fn refresh(&self, store: &Store) {
+    /// of one computation instead of waiting for it.
+    pub async fn refresh(&self, store: &Store, version: &str) {
         let _one = self.gate.lock().await;
-        let version = match data_version(store).await {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::warn!("cannot read the data version: {e}");
-                return;
-            }
-        };
         if version == self.version() {
             return;
         }
@@ -115,7 +103,7 @@ impl SummaryCache {
                 Err(e) => tracing::warn!(key, "public summary: {e}"),
             }
         }
-        self.replace(version, fresh);
+        self.replace(version.to_string(), fresh);
     }
 }
 
@@ -125,49 +113,6 @@ fn key_entity(key: &str) -> Result<Option<EntityCode>, ()> {
         return Ok(None);
     }
     EntityCode::parse(key).map(Some).map_err(|_| ())
-}
-
-/// The data version: tip hash, ledger fingerprint, price extent.
-pub async fn data_version(store: &Store) -> Result<String, StoreError> {
-    let tip = store.chain_tip().await?;
-    let ledger: Option<String> =
-        sqlx::query("SELECT value FROM ledger_state WHERE key = 'derived_from'")
-            .fetch_optional(store.pool())
-            .await?
-            .map(|r| r.try_get("value"))
-            .transpose()?;
-    let prices = sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) AS n, MAX(day) AS last FROM prices")
-        .fetch_one(store.pool())
-        .await?;
-    let n: i64 = prices.try_get("n")?;
-    let last: Option<String> = prices.try_get("last")?;
-    let registry = sqlx::query(
-        "SELECT CAST((SELECT COUNT(*) FROM wallets) AS BIGINT) AS w, \
-         CAST((SELECT COUNT(*) FROM entities) AS BIGINT) AS e",
-    )
-    .fetch_one(store.pool())
-    .await?;
-    let w: i64 = registry.try_get("w")?;
-    let e: i64 = registry.try_get("e")?;
-    Ok(format!(
-        "{}|{}|{n}:{}|{w}:{e}",
-        tip.map(|t| t.hash.to_string()).unwrap_or_default(),
-        ledger.unwrap_or_default(),
-        last.unwrap_or_default()
-    ))
-}
-
-/// Keeps the cache's version current until `stop` turns true.
-pub async fn watch_versions(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
-    loop {
-        state.public.refresh(&state.store).await;
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = stop.changed() => {
-                if *stop.borrow() { break; }
-            }
-        }
-    }
 }
 
 /// One part of the summary: an entity below the one asked for.

@@ -162,7 +162,7 @@ pub async fn run(
             }
             drop(s);
             // Figures changed: the next public request rebuilds its summary.
-            state.public.refresh(&state.store).await;
+            state.data_changed().await;
         }
         tokio::select! {
             _ = tokio::time::sleep(poll) => {}

@@ -46,7 +46,7 @@ async fn office(db: &db::TestDb) -> Store {
 async fn crowd_then_change(db: db::TestDb) {
     let store = office(&db).await;
     let state = Arc::new(AppState::new(store.clone()).await.unwrap());
-    state.public.refresh(&store).await;
+    state.data_changed().await;
     let sv = code("SV");
 
     let mut tasks = Vec::new();
@@ -78,7 +78,7 @@ async fn crowd_then_change(db: db::TestDb) {
         })
         .await
         .unwrap();
-    state.public.refresh(&store).await;
+    state.data_changed().await;
     assert_eq!(state.public.computations(), 2);
     let after: serde_json::Value =
         serde_json::from_slice(&summary_json(&state, Some(&sv)).await.unwrap()).unwrap();
@@ -95,7 +95,7 @@ async fn crowd_then_change(db: db::TestDb) {
     );
 
     // Nothing moved: a refresh computes nothing.
-    state.public.refresh(&store).await;
+    state.data_changed().await;
     assert_eq!(state.public.computations(), 2);
 }
 

@@ -169,6 +169,19 @@ pub struct LedgerVersions {
     pub class: i64,
     /// BTC prices and FX rates.
     pub prices: i64,
+    /// Signed statements, proofs of control, wallet tiers, listed addresses.
+    pub published: i64,
+}
+
+impl LedgerVersions {
+    /// All four counters as one string: it changes with anything a public page shows,
+    /// which is what the server's in-memory answers are kept under.
+    pub fn data_version(&self) -> String {
+        format!(
+            "{}.{}.{}.{}",
+            self.chain, self.class, self.prices, self.published
+        )
+    }
 }
 
 /// Writes one `ledger_state` value inside `tx`.
@@ -214,6 +227,7 @@ impl Store {
                 "chain" => v.chain = n,
                 "class" => v.class = n,
                 "prices" => v.prices = n,
+                "published" => v.published = n,
                 _ => {}
             }
         }

@@ -711,9 +711,23 @@ async fn every_source_write_is_seen_by_the_next_report() {
             "{b}: entity seen"
         );
         add_wallet(&s, "D", 7).await;
+        let v3 = s.ledger_versions().await.unwrap();
+        assert!(v3.chain > v2.chain, "{b}: wallet");
         assert!(
-            s.ledger_versions().await.unwrap().chain > v2.chain,
-            "{b}: wallet"
+            v3.published > v2.published,
+            "{b}: the wallet's listed address"
+        );
+        // A wallet's tier is shown on the public page: it moves the data version.
+        let w = s.wallets(None).await.unwrap().pop().unwrap();
+        s.set_wallet_tier(w.id, tesoro_store::WalletTier::Private)
+            .await
+            .unwrap();
+        let v4 = s.ledger_versions().await.unwrap();
+        assert!(v4.published > v3.published, "{b}: tier");
+        assert_ne!(v4.data_version(), v3.data_version(), "{b}: tier");
+        assert_eq!(
+            (v4.chain, v4.class, v4.prices),
+            (v3.chain, v3.class, v3.prices)
         );
         assert!(
             s.ledger_refresh().await.unwrap().rebuilt,

@@ -702,3 +702,57 @@ fn the_public_summary_follows_the_sync_worker() {
     });
     drop(server);
 }
+
+/// Polls `path` until its body contains `want`; how long that took.
+async fn until_shown(addr: SocketAddr, path: &str, want: &str) -> Duration {
+    let started = Instant::now();
+    loop {
+        let r = request(addr, "GET", path, &[], None).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        if r.body.contains(want) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{path} never showed {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[test]
+fn public_pages_follow_what_the_cli_changes_while_the_server_runs() {
+    // The page is served from memory; a statement signed and a tier set by the CLI (another
+    // process, writing the database directly) must still reach it, through the data
+    // version the server watches.
+    let office = synced_office("reserve.toml", "SV");
+    let dir = &office.dir;
+    ok(dir, &["key", "generate"]);
+    let server = serve(dir, None, &[]);
+    let addr = server.addr;
+    let runtime = rt();
+    let first = runtime.block_on(request(addr, "GET", "/state/SV", &[], None));
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert!(
+        first.body.contains("No signed statement exists yet"),
+        "{}",
+        first.body
+    );
+
+    // A wallet's tier decides the page's listing until a statement lists its addresses.
+    let wallet = &office.expected.wallets[0].name;
+    ok(dir, &["statement", "tier", wallet, "private"]);
+    let took = runtime.block_on(until_shown(
+        addr,
+        "/state/SV",
+        "private addresses (not listed)",
+    ));
+    assert!(took < Duration::from_secs(5), "the tier took {took:?}");
+
+    ok(dir, &["statement", "create", "-o", "st.json"]);
+    let list: Value = serde_json::from_str(&ok(dir, &["statement", "list", "--json"])).unwrap();
+    let sha = list[0]["sha256"].as_str().unwrap().to_string();
+    let took = runtime.block_on(until_shown(addr, "/state/SV", &sha));
+    assert!(took < Duration::from_secs(5), "the statement took {took:?}");
+    drop(server);
+}

@@ -203,6 +203,7 @@ pub(crate) async fn classify(
     let (m, entity) = office::find_movement(store, &txid, asked.as_ref()).await?;
     identity.require(Action::EditLedger, Some(&entity))?;
     office::classify(store, &identity.actor(), &m, &entity, kind, &body.reason).await?;
+    state.data_changed().await;
     let reason = body.reason.trim();
     Ok(Json(
         json!({"txid": txid.to_string(), "entity": entity, "kind": kind.as_str(), "reason": reason}),

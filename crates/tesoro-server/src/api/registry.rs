@@ -70,7 +70,7 @@ pub(crate) async fn add_entity(
     // A new root needs a grant over everything; an agency needs one over its parent.
     identity.require(Action::EditRegistry, new.parent.as_ref())?;
     let entity = office::add_entity(&state.store, &identity.actor(), &new).await?;
-    state.public.refresh(&state.store).await;
+    state.data_changed().await;
     Ok((StatusCode::CREATED, Json(entity)))
 }
 
@@ -146,6 +146,6 @@ pub(crate) async fn add_wallet(
     )
     .await?;
     let w = office::add_wallet(store, &identity.actor(), &checked.new).await?;
-    state.public.refresh(store).await;
+    state.data_changed().await;
     Ok((StatusCode::CREATED, Json(w)))
 }

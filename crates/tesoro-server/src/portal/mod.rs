@@ -24,13 +24,11 @@ mod public;
 pub mod state_view;
 pub mod statements;
 
-use std::sync::Arc;
-
 use askama::Template;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Extension, Router};
+use axum::Router;
 use tesoro_store::StoreError;
 
 use crate::AppState;
@@ -40,14 +38,12 @@ const STYLE: &str = include_str!("../../templates/style.css");
 
 /// The portal's routes, merged into the server's router.
 pub fn routes() -> Router<AppState> {
-    let cache = Arc::new(cache::PageCache::default());
     Router::new()
         .route("/", get(public::index))
         .route("/state/{code}", get(public::state_page))
         .route("/state/{code}/statement.json", get(public::statement_json))
         .route("/static/portal.css", get(stylesheet))
         .merge(admin::routes())
-        .layer(Extension(cache))
 }
 
 async fn stylesheet() -> Response {

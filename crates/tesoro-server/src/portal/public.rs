@@ -1,19 +1,15 @@
 //! The public pages: the list of states, one state's transparency page, and the download
 //! of its latest signed statement. No login; nothing here changes data.
 
-use std::sync::Arc;
-
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use serde::Deserialize;
 use tesoro_core::price::parse_date;
 use tesoro_core::{Entity, EntityCode};
 use tesoro_store::Store;
 
-use super::cache::PageCache;
 use super::state_view::{self, StateView};
 use super::{fmt, statements, PortalError};
 use crate::AppState;
@@ -55,13 +51,11 @@ fn html(body: axum::body::Bytes) -> Response {
 }
 
 /// `GET /`: every state (root entity) with its holdings at the tip.
-pub async fn index(
-    State(state): State<AppState>,
-    Extension(cache): Extension<Arc<PageCache>>,
-) -> Result<Response, PortalError> {
+pub async fn index(State(state): State<AppState>) -> Result<Response, PortalError> {
     let store = state.store.clone();
-    let body = cache
-        .get_or_build(&state.store, "index", || async move {
+    let body = state
+        .pages
+        .get_or_build(&state.version, &state.store, "index", || async move {
             let entities = store.entities().await?;
             let tip = store.chain_tip().await?;
             let mut states = Vec::new();
@@ -108,7 +102,6 @@ async fn entity_of(store: &Store, code: &EntityCode) -> Result<Entity, PortalErr
 /// `GET /state/{code}?at=`: the transparency page.
 pub async fn state_page(
     State(state): State<AppState>,
-    Extension(cache): Extension<Arc<PageCache>>,
     Path(code): Path<String>,
     Query(q): Query<AtQuery>,
 ) -> Result<Response, PortalError> {
@@ -132,8 +125,9 @@ pub async fn state_page(
     };
     let key = format!("state:{}:{}", code, asked.as_deref().unwrap_or(""));
     let store = state.store.clone();
-    let body = cache
-        .get_or_build(&state.store, &key, || async move {
+    let body = state
+        .pages
+        .get_or_build(&state.version, &state.store, &key, || async move {
             let entity = entity_of(&store, &code).await?;
             let block = state_view::resolve_at(&store, asked.as_deref()).await?;
             let v = state_view::build(&store, &entity, &block, asked, asked_day).await?;

@@ -15,7 +15,7 @@ use tesoro_core::secret::refuse_secret;
 use tesoro_core::EntityCode;
 use tesoro_store::reports::{self as rep, MovementFilter, MovementRow};
 
-use super::{report_err, see_other, urlencode, Cache, Nav, Staff};
+use super::{report_err, see_other, urlencode, Nav, Staff};
 use crate::auth::Action;
 use crate::office;
 use crate::portal::{fmt, render, PortalError};
@@ -292,7 +292,6 @@ pub struct ClassifyForm {
 
 pub(super) async fn classify(
     State(state): State<AppState>,
-    cache: Cache,
     staff: Staff,
     Path(txid): Path<String>,
     Form(f): Form<ClassifyForm>,
@@ -322,7 +321,7 @@ pub(super) async fn classify(
     .await;
     match result {
         Ok(()) => {
-            cache.invalidate();
+            state.data_changed().await;
             Ok(see_other(&format!(
                 "/admin/movements/{}?entity={}&done=classified",
                 m.txid,
@@ -493,7 +492,6 @@ async fn read_import_form(request: Request) -> Result<ImportForm, String> {
 
 pub(super) async fn records_import(
     State(state): State<AppState>,
-    cache: Cache,
     staff: Staff,
     request: Request,
 ) -> Result<Response, PortalError> {
@@ -547,7 +545,7 @@ pub(super) async fn records_import(
     .await;
     match result {
         Ok(()) => {
-            cache.invalidate();
+            state.data_changed().await;
             Ok(see_other("/admin/records?done=records-imported"))
         }
         Err(msg) => {

@@ -14,19 +14,16 @@ mod reports;
 
 pub use ledger_pages::RECORDS_MAX_BYTES;
 
-use std::sync::Arc;
-
 use askama::Template;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Form, Router};
+use axum::{Form, Router};
 use serde::Deserialize;
 use tesoro_core::EntityCode;
 
-use super::cache::PageCache;
 use super::{render, PortalError};
 use crate::auth::{self, Identity};
 use crate::users::Role;
@@ -325,9 +322,6 @@ pub fn report_err(e: tesoro_store::reports::ReportError) -> PortalError {
         other => PortalError::BadRequest(other.to_string()),
     }
 }
-
-/// The page cache, for handlers that change data.
-pub type Cache = Extension<Arc<PageCache>>;
 
 /// Sends the browser back to `to` after a change (303: the reload is a GET).
 pub fn see_other(to: &str) -> Response {

@@ -13,7 +13,7 @@ use tesoro_core::EntityCode;
 use tesoro_store::holdings::{At, GroupBy};
 use tesoro_store::{NewEntity, NewWallet, WalletKind};
 
-use super::{see_other, Cache, Nav, Staff};
+use super::{see_other, Nav, Staff};
 use crate::auth::Action;
 use crate::office::{self, WalletSpec};
 use crate::portal::{fmt, render, PortalError};
@@ -102,7 +102,6 @@ pub(super) async fn entities(
 
 pub(super) async fn entity_add(
     State(state): State<AppState>,
-    cache: Cache,
     staff: Staff,
     Form(f): Form<EntityForm>,
 ) -> Result<Response, PortalError> {
@@ -134,7 +133,7 @@ pub(super) async fn entity_add(
     .await;
     match result {
         Ok(()) => {
-            cache.invalidate();
+            state.data_changed().await;
             Ok(see_other("/admin/entities?done=entity-added"))
         }
         Err(msg) => {
@@ -327,7 +326,6 @@ async fn new_wallet(
 
 pub(super) async fn wallet_add(
     State(state): State<AppState>,
-    cache: Cache,
     staff: Staff,
     Form(f): Form<WalletForm>,
 ) -> Result<Response, PortalError> {
@@ -357,7 +355,7 @@ pub(super) async fn wallet_add(
     .await;
     match result {
         Ok(()) => {
-            cache.invalidate();
+            state.data_changed().await;
             Ok(see_other("/admin/wallets?done=wallet-added"))
         }
         Err(msg) => {
