@@ -28,6 +28,9 @@ command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2
 # --example alone would build only the example and leave a stale server binary.
 nice -n 5 cargo build --profile "$PROFILE" -q -p tesoro --bin tesoro -p tesoro-testchain --example generate
 BIN=$CARGO_TARGET_DIR/$OUT/tesoro
+# What was measured: the commit, and whether the tree had changes on top of it.
+BUILD=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD 2>/dev/null || BUILD="$BUILD+dirty"
 GEN=$CARGO_TARGET_DIR/$OUT/examples/generate
 WORK=$(mktemp -d)
 SERVER_PID=
@@ -83,7 +86,7 @@ bench() { # $1 = label, $2 = URL path
     rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.txt")
     p50=$(awk '$1=="50%" {print $2}' "$WORK/wrk.txt")
     p99=$(awk '$1=="99%" {print $2}' "$WORK/wrk.txt")
-    echo "RESULT $BACKEND $1 rps=$rps p50=$p50 p99=$p99"
+    echo "RESULT $BUILD $BACKEND $1 rps=$rps p50=$p50 p99=$p99"
 }
 
 for BACKEND in $BACKENDS; do
