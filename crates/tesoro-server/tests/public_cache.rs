@@ -1,5 +1,6 @@
 //! The public summary cache under a crowd: a cold summary is computed once however many
-//! requests arrive together, and a change is visible as soon as the refresh after it returns.
+//! requests arrive together, and a change is visible as soon as the refresh after it returns;
+//! a public page is built once per data version and served as it was while it is rebuilt.
 
 mod support;
 
@@ -107,4 +108,75 @@ async fn sqlite_crowd_costs_one_computation_and_changes_show_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_crowd_costs_one_computation_and_changes_show_at_once() {
     crowd_then_change(db::postgres().await).await;
+}
+
+/// A public page is built once per data version; while the new version's page is being
+/// built, other requests get the page as it was instead of waiting for the build.
+async fn page_served_as_it_was_while_rebuilt(db: db::TestDb) {
+    let store = office(&db).await;
+    let state = Arc::new(AppState::new(store.clone()).await.unwrap());
+    state.data_changed().await;
+    let page = |body: &'static str| {
+        let state = state.clone();
+        async move {
+            state
+                .pages
+                .get_or_build(&state.version, &state.store, "state:SV:", || async move {
+                    Ok(body.to_string())
+                })
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(&page("first").await[..], b"first");
+    assert_eq!(&page("not built again").await[..], b"first", "same version");
+
+    store
+        .add_entity(&NewEntity {
+            code: code("SV-BCR"),
+            name: "Central Reserve Bank".into(),
+            parent: Some(code("SV")),
+        })
+        .await
+        .unwrap();
+    state.data_changed().await;
+
+    // A slow build of the new version's page, held until we let it go.
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let slow = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            state
+                .pages
+                .get_or_build(&state.version, &state.store, "state:SV:", || async move {
+                    let _ = started_tx.send(());
+                    let _ = go_rx.await;
+                    Ok("second".to_string())
+                })
+                .await
+                .unwrap()
+        })
+    };
+    started_rx.await.unwrap();
+    let meanwhile = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        page("a request must not build while another does"),
+    )
+    .await
+    .expect("a request waited for the build");
+    assert_eq!(&meanwhile[..], b"first", "served as it was");
+    go_tx.send(()).unwrap();
+    assert_eq!(&slow.await.unwrap()[..], b"second");
+    assert_eq!(&page("not built again").await[..], b"second");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_page_served_as_it_was_while_rebuilt() {
+    page_served_as_it_was_while_rebuilt(db::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_page_served_as_it_was_while_rebuilt() {
+    page_served_as_it_was_while_rebuilt(db::postgres().await).await;
 }

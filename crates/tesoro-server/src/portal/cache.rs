@@ -1,7 +1,7 @@
 //! Rendered public pages kept in memory, keyed by page and by the data version
 //! ([`crate::version`]), which the server keeps in memory: a page served from here asks the
 //! database nothing. A page is rebuilt only when the version moved, one build at a time, so
-//! a burst of requests after a sync builds it once.
+//! a burst of requests after a sync builds it once, and is served as it was meanwhile.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -23,6 +23,12 @@ struct Cached {
     body: Bytes,
 }
 
+enum Lookup {
+    Fresh(Bytes),
+    Stale(Bytes),
+    Missing,
+}
+
 /// The cache; one per server.
 #[derive(Default)]
 pub struct PageCache {
@@ -31,13 +37,18 @@ pub struct PageCache {
 }
 
 impl PageCache {
-    fn lookup(&self, key: &str, version: &str) -> Option<Bytes> {
-        self.pages
+    /// The page under `key` for `version`, or the one kept for an older version.
+    fn lookup(&self, key: &str, version: &str) -> Lookup {
+        match self
+            .pages
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(key)
-            .filter(|c| &*c.version == version)
-            .map(|c| c.body.clone())
+        {
+            Some(c) if &*c.version == version => Lookup::Fresh(c.body.clone()),
+            Some(c) => Lookup::Stale(c.body.clone()),
+            None => Lookup::Missing,
+        }
     }
 
     /// The page under `key`, built by `build` when missing or stale.
@@ -53,11 +64,18 @@ impl PageCache {
         Fut: Future<Output = Result<String, PortalError>>,
     {
         let v = version.current(store).await?;
-        if let Some(b) = self.lookup(key, &v) {
-            return Ok(b);
-        }
-        let _one_at_a_time = self.building.lock().await;
-        if let Some(b) = self.lookup(key, &v) {
+        // While one request builds, the others get the page as it was: the page names the
+        // block it is at, and without this every connection waited for each new block's
+        // build (about 150 ms on this machine).
+        let _one_at_a_time = match self.lookup(key, &v) {
+            Lookup::Fresh(b) => return Ok(b),
+            Lookup::Stale(old) => match self.building.try_lock() {
+                Ok(g) => g,
+                Err(_) => return Ok(old),
+            },
+            Lookup::Missing => self.building.lock().await,
+        };
+        if let Lookup::Fresh(b) = self.lookup(key, &v) {
             return Ok(b);
         }
         let started = Instant::now();
