@@ -117,7 +117,7 @@ async fn insert_movements(
     // thousands of parameters in one statement (measured: 1000 rows x 18 took 0.67 s).
     const BATCH: usize = 50;
     for chunk in movements.chunks(BATCH) {
-        let sql = crate::chain_index::multi_row_insert(
+        let sql = crate::sql::multi_row_insert(
             &format!("INSERT INTO ledger_movements ({MOVEMENT_COLUMNS}) VALUES "),
             18,
             chunk.len(),

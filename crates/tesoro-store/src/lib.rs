@@ -20,6 +20,7 @@ mod policy;
 mod registry;
 pub mod reports;
 mod specific;
+mod sql;
 mod statements;
 pub mod sub_ledger;
 

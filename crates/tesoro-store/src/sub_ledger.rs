@@ -362,26 +362,14 @@ async fn insert_rows(
     const BATCH: usize = 50;
     const COLS: usize = 14;
     for chunk in rows.chunks(BATCH) {
-        let mut sql = String::from(
+        let sql = crate::sql::multi_row_insert(
             "INSERT INTO ledger_lot_days (method, fee_rule, currency, entity_id, seq, day, \
              proceeds, cost_disposed, realized_disposals, realized_fees, open_sats, open_cost, \
              market_sats, uncovered_sats) VALUES ",
+            COLS,
+            chunk.len(),
+            "",
         );
-        let mut p = 1;
-        for i in 0..chunk.len() {
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push('(');
-            for c in 0..COLS {
-                if c > 0 {
-                    sql.push(',');
-                }
-                sql.push_str(&format!("${p}"));
-                p += 1;
-            }
-            sql.push(')');
-        }
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (m, f, e, r) in chunk {
             let big = |v: u64| i64::try_from(v).map_err(|_| corrupt(format!("{v} sats")));
