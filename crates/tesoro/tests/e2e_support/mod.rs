@@ -221,22 +221,14 @@ impl Browser {
     /// multipart upload) may start its navigation after that, and reading the URL then
     /// still gives the old page. The old document's root going stale marks the new one.
     pub async fn submit(&self, css: &str) {
-        let old = self
-            .client
-            .find(Locator::Css("html"))
-            .await
-            .unwrap_or_else(|e| panic!("no document before clicking {css}: {e}"));
+        let old = self.document_root().await;
         self.click(css).await;
         self.wait_for_new_document(old, css).await;
     }
 
     /// Sends `keys` to the focused element and waits for the page that leads to.
     pub async fn press_and_wait(&self, keys: &str) {
-        let old = self
-            .client
-            .find(Locator::Css("html"))
-            .await
-            .unwrap_or_else(|e| panic!("no document before pressing a key: {e}"));
+        let old = self.document_root().await;
         self.client
             .active_element()
             .await
@@ -245,6 +237,14 @@ impl Browser {
             .await
             .unwrap_or_else(|e| panic!("cannot press a key: {e}"));
         self.wait_for_new_document(old, "a key press").await;
+    }
+
+    /// The current document's root element: it goes stale when the next page replaces it.
+    async fn document_root(&self) -> fantoccini::elements::Element {
+        self.client
+            .find(Locator::Css("html"))
+            .await
+            .unwrap_or_else(|e| panic!("no document: {e}"))
     }
 
     async fn wait_for_new_document(&self, old: fantoccini::elements::Element, what: &str) {
