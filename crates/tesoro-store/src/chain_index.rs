@@ -14,7 +14,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 use tesoro_core::chain::{BlockDelta, BlockMeta, ScriptOwner};
 
-use crate::sql::{multi_row_insert, ROWS_PER_INSERT};
+use crate::sql::insert_rows;
 use crate::{Result, Store, StoreError};
 
 /// What [`Store::apply_blocks`] did.
@@ -244,68 +244,59 @@ impl Store {
                 }
             }
         }
-        for chunk in new_blocks.chunks(ROWS_PER_INSERT) {
-            let sql = multi_row_insert(
-                "INSERT INTO blocks (height, hash, prev_hash, time) VALUES ",
-                4,
-                chunk.len(),
-                "",
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for m in chunk {
-                q = q
-                    .bind(i64::from(m.height))
+        insert_rows(
+            &mut tx,
+            "INSERT INTO blocks (height, hash, prev_hash, time) VALUES ",
+            4,
+            "",
+            &new_blocks,
+            |q, m| {
+                Ok(q.bind(i64::from(m.height))
                     .bind(m.hash.as_byte_array().as_slice())
                     .bind(m.prev_hash.as_byte_array().as_slice())
-                    .bind(i64::from(m.time));
-            }
-            q.execute(&mut *tx).await?;
-        }
+                    .bind(i64::from(m.time)))
+            },
+        )
+        .await?;
         // Transactions and outputs of stored blocks too: a wallet added later is scanned
         // over blocks the index already holds, and what is there already is left alone.
         let txs: Vec<(u32, &tesoro_core::chain::TxRecord)> = deltas
             .iter()
             .flat_map(|d| d.txs.iter().map(move |t| (d.meta.height, t)))
             .collect();
-        for chunk in txs.chunks(ROWS_PER_INSERT) {
-            let sql = multi_row_insert(
-                "INSERT INTO txs (txid, height, tx_index, raw) VALUES ",
-                4,
-                chunk.len(),
-                " ON CONFLICT (txid) DO NOTHING",
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (height, t) in chunk {
-                q = q
-                    .bind(t.txid.as_byte_array().as_slice())
+        insert_rows(
+            &mut tx,
+            "INSERT INTO txs (txid, height, tx_index, raw) VALUES ",
+            4,
+            " ON CONFLICT (txid) DO NOTHING",
+            &txs,
+            |q, (height, t)| {
+                Ok(q.bind(t.txid.as_byte_array().as_slice())
                     .bind(i64::from(*height))
                     .bind(i64::from(t.tx_index))
-                    .bind(t.raw.as_slice());
-            }
-            q.execute(&mut *tx).await?;
-        }
+                    .bind(t.raw.as_slice()))
+            },
+        )
+        .await?;
         let created: Vec<(u32, &tesoro_core::chain::WatchedOutput)> = deltas
             .iter()
             .flat_map(|d| d.created.iter().map(move |o| (d.meta.height, o)))
             .collect();
-        for chunk in created.chunks(ROWS_PER_INSERT) {
-            let sql = multi_row_insert(
-                "INSERT INTO outputs (txid, vout, value, script_pubkey, wallet_id, keychain, \
-                 derivation_index, coinbase, height, tx_index) VALUES ",
-                10,
-                chunk.len(),
-                " ON CONFLICT (txid, vout) DO NOTHING",
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (height, o) in chunk {
+        let written = insert_rows(
+            &mut tx,
+            "INSERT INTO outputs (txid, vout, value, script_pubkey, wallet_id, keychain, \
+             derivation_index, coinbase, height, tx_index) VALUES ",
+            10,
+            " ON CONFLICT (txid, vout) DO NOTHING",
+            &created,
+            |q, (height, o)| {
                 let (keychain, index) = match o.owner.derivation {
                     Some(dv) => (Some(i64::from(dv.keychain)), Some(i64::from(dv.index))),
                     None => (None, None),
                 };
                 let value = i64::try_from(o.value.to_sat())
                     .map_err(|_| StoreError::Corrupt(format!("value {}", o.value)))?;
-                q = q
-                    .bind(o.outpoint.txid.as_byte_array().as_slice())
+                Ok(q.bind(o.outpoint.txid.as_byte_array().as_slice())
                     .bind(i64::from(o.outpoint.vout))
                     .bind(value)
                     .bind(o.script_pubkey.as_bytes())
@@ -314,10 +305,11 @@ impl Store {
                     .bind(index)
                     .bind(i64::from(o.coinbase))
                     .bind(i64::from(*height))
-                    .bind(i64::from(o.tx_index));
-            }
-            out.outputs += q.execute(&mut *tx).await?.rows_affected() as u32;
-        }
+                    .bind(i64::from(o.tx_index)))
+            },
+        )
+        .await?;
+        out.outputs += written as u32;
         // Spends one by one, after every output of the batch is in: each is checked.
         for d in deltas {
             let m = &d.meta;

@@ -358,23 +358,17 @@ async fn insert_rows(
     currency: &str,
     rows: &[(&'static str, &'static str, i64, DayRow)],
 ) -> ReportResult<()> {
-    // Small batches: see ledger::insert_movements.
-    const BATCH: usize = 50;
-    const COLS: usize = 14;
-    for chunk in rows.chunks(BATCH) {
-        let sql = crate::sql::multi_row_insert(
-            "INSERT INTO ledger_lot_days (method, fee_rule, currency, entity_id, seq, day, \
-             proceeds, cost_disposed, realized_disposals, realized_fees, open_sats, open_cost, \
-             market_sats, uncovered_sats) VALUES ",
-            COLS,
-            chunk.len(),
-            "",
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (m, f, e, r) in chunk {
-            let big = |v: u64| i64::try_from(v).map_err(|_| corrupt(format!("{v} sats")));
-            q = q
-                .bind(*m)
+    let big = |v: u64| i64::try_from(v).map_err(|_| corrupt(format!("{v} sats")));
+    crate::sql::insert_rows(
+        tx,
+        "INSERT INTO ledger_lot_days (method, fee_rule, currency, entity_id, seq, day, \
+         proceeds, cost_disposed, realized_disposals, realized_fees, open_sats, open_cost, \
+         market_sats, uncovered_sats) VALUES ",
+        14,
+        "",
+        rows,
+        |q, (m, f, e, r)| {
+            Ok(q.bind(*m)
                 .bind(*f)
                 .bind(currency.to_string())
                 .bind(*e)
@@ -387,10 +381,10 @@ async fn insert_rows(
                 .bind(big(r.open.0)?)
                 .bind(r.open.1.to_string())
                 .bind(big(r.open.2)?)
-                .bind(big(r.uncovered)?);
-        }
-        q.execute(&mut **tx).await.map_err(db)?;
-    }
+                .bind(big(r.uncovered)?))
+        },
+    )
+    .await?;
     Ok(())
 }
 
