@@ -264,8 +264,10 @@ pub struct Statement {
     pub issued_at: String,
 }
 
-/// A statement with its hash and signature: the file format.
+/// A statement with its hash and signature: the file format. Fields beside these three are
+/// refused: they would be read as part of the file but are covered by no signature.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SignedStatement {
     /// The statement as signed.
     pub statement: Value,
@@ -315,7 +317,14 @@ fn hex(bytes: &[u8]) -> String {
     bitcoin::hex::DisplayHex::to_lower_hex_string(bytes)
 }
 
+/// Reads lowercase hex only: a signed file has one spelling, so two files that differ in a
+/// byte never carry the same signed content (the file's own hash identifies it).
 fn unhex<const N: usize>(s: &str, what: &str) -> Result<[u8; N], StatementError> {
+    if !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(StatementError::Key(format!(
+            "{what} is not lowercase hex (0-9, a-f)"
+        )));
+    }
     let v: Vec<u8> = bitcoin::hex::FromHex::from_hex(s)
         .map_err(|_| StatementError::Key(format!("{what} is not hex")))?;
     <[u8; N]>::try_from(v.as_slice())
@@ -516,7 +525,9 @@ impl SignedStatement {
         }
         let sig_bytes: [u8; 64] = unhex(&self.signature, "signature")?;
         let sig = Signature::from_bytes(&sig_bytes);
-        pk.verify(&bytes, &sig)
+        // Strict: refuses small-order keys and non-canonical signatures, so no second
+        // signature verifies for the same statement and key.
+        pk.verify_strict(&bytes, &sig)
             .map_err(|_| StatementError::BadSignature(st.public_key.clone()))?;
         st.check_totals()?;
         Ok(st)
@@ -619,6 +630,35 @@ mod tests {
             signed.verify(Some(&key(2).verifying_key())),
             Err(StatementError::WrongKey { .. })
         ));
+    }
+
+    #[test]
+    fn a_file_has_one_spelling_of_its_signature() {
+        // Found by the mutation proptest in tesoro-proof: "0d" → "0D" in the signature still
+        // verified, so two different files carried the same signed statement.
+        let signed = sample().sign(&key(1)).unwrap();
+        let mut t = signed.clone();
+        t.signature = t.signature.to_uppercase();
+        assert_ne!(t.signature, signed.signature);
+        assert_eq!(
+            t.verify(None),
+            Err(StatementError::Key(
+                "signature is not lowercase hex (0-9, a-f)".into()
+            ))
+        );
+        let mut t = signed.clone();
+        t.statement["public_key"] = serde_json::json!(signed.statement["public_key"]
+            .as_str()
+            .unwrap()
+            .to_uppercase());
+        let bytes = to_canonical(&t.statement).unwrap();
+        t.sha256 = sha256_hex(&bytes);
+        assert!(matches!(t.verify(None), Err(StatementError::Key(_))));
+        // Nothing unsigned rides beside the statement.
+        let mut v = serde_json::to_value(&signed).unwrap();
+        v["note"] = serde_json::json!("approved by the minister");
+        let err = SignedStatement::from_json(&v.to_string()).unwrap_err();
+        assert!(err.to_string().contains("unknown field `note`"), "{err}");
     }
 
     #[test]
