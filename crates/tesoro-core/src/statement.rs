@@ -6,7 +6,7 @@
 //! exactly as it appears in the file, unknown fields included, so nothing can be added to a
 //! statement after signing without breaking the signature.
 
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
