@@ -291,13 +291,11 @@ fn parse_manifest(bytes: &[u8]) -> Result<(Manifest, VerifyingKey), BundleError>
 
 fn parse_signature(bytes: &[u8]) -> Result<Signature, BundleError> {
     let text = std::str::from_utf8(bytes)
-        .map_err(|_| BundleError::SignatureEncoding("not text".into()))?
-        .trim();
-    let raw: Vec<u8> = bitcoin::hex::FromHex::from_hex(text)
-        .map_err(|_| BundleError::SignatureEncoding("not hex".into()))?;
-    let arr: [u8; 64] = raw.as_slice().try_into().map_err(|_| {
-        BundleError::SignatureEncoding(format!("{} bytes, a signature has 64", raw.len()))
-    })?;
+        .map_err(|_| BundleError::SignatureEncoding("not text".into()))?;
+    // Written as the hex and one newline; that is the only spelling read.
+    let text = text.strip_suffix('\n').unwrap_or(text);
+    let arr: [u8; 64] = crate::canonical::lower_hex(text)
+        .map_err(|why| BundleError::SignatureEncoding(format!("the signature {why}")))?;
     Ok(Signature::from_bytes(&arr))
 }
 
@@ -575,6 +573,25 @@ mod tests {
             export(&key(1), "x", "t", &twice),
             Err(BundleError::DuplicateName(_))
         ));
+    }
+
+    #[test]
+    fn the_signature_has_one_spelling() {
+        let good = made();
+        let o = open(&good).unwrap();
+        let hex = bitcoin::hex::DisplayHex::to_lower_hex_string(&o.signature.to_bytes()[..]);
+        let at = good
+            .windows(hex.len())
+            .position(|w| w == hex.as_bytes())
+            .unwrap();
+        let mut upper = good.clone();
+        upper[at..at + hex.len()].copy_from_slice(hex.to_uppercase().as_bytes());
+        assert!(hex.bytes().any(|b| b.is_ascii_alphabetic()));
+        let err = open(&upper).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "manifest.sig is not an Ed25519 signature in hex: the signature is not lowercase hex (0-9, a-f)"
+        );
     }
 
     proptest::proptest! {

@@ -104,6 +104,18 @@ fn write(v: &Value, path: &str, out: &mut Vec<u8>) -> Result<(), CanonicalError>
     Ok(())
 }
 
+/// Reads exactly `N` bytes written as lowercase hex, the one spelling tesoro writes, so two
+/// files that differ in a byte never carry the same key or signature. The error says why in
+/// words the caller puts after the field's name.
+pub fn lower_hex<const N: usize>(s: &str) -> Result<[u8; N], String> {
+    if !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err("is not lowercase hex (0-9, a-f)".into());
+    }
+    let v: Vec<u8> =
+        bitcoin::hex::FromHex::from_hex(s).map_err(|_| "has an odd number of hex digits")?;
+    <[u8; N]>::try_from(v.as_slice()).map_err(|_| format!("has {} bytes, not {N}", v.len()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

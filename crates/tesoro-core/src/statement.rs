@@ -317,18 +317,8 @@ fn hex(bytes: &[u8]) -> String {
     bitcoin::hex::DisplayHex::to_lower_hex_string(bytes)
 }
 
-/// Reads lowercase hex only: a signed file has one spelling, so two files that differ in a
-/// byte never carry the same signed content (the file's own hash identifies it).
 fn unhex<const N: usize>(s: &str, what: &str) -> Result<[u8; N], StatementError> {
-    if !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return Err(StatementError::Key(format!(
-            "{what} is not lowercase hex (0-9, a-f)"
-        )));
-    }
-    let v: Vec<u8> = bitcoin::hex::FromHex::from_hex(s)
-        .map_err(|_| StatementError::Key(format!("{what} is not hex")))?;
-    <[u8; N]>::try_from(v.as_slice())
-        .map_err(|_| StatementError::Key(format!("{what} has {} bytes, not {N}", v.len())))
+    crate::canonical::lower_hex(s).map_err(|why| StatementError::Key(format!("{what} {why}")))
 }
 
 /// SHA-256 of canonical bytes, hex.
