@@ -304,9 +304,10 @@ proptest! {
     #[test]
     fn an_internal_transfer_changes_no_figure_of_the_state(
         steps in prop::collection::vec(step(), 1..40),
-        from in 0..3usize, to in 0..3usize, pct in 1..=100u8,
+        from in 0..3usize, shift in 1..3usize, pct in 1..=100u8,
     ) {
-        prop_assume!(from != to);
+        // Another entity, drawn without rejects.
+        let to = (from + shift) % 3;
         let txs = entries(&steps);
         for method in Method::ALL {
             let mut e = Engine::new(method, FeeRule::Realize);
