@@ -78,7 +78,7 @@ impl Store {
     /// Adds the alerts not in the outbox yet, in one transaction; returns the ids added, in
     /// the order given. Alerts already there (delivered or not) are left as they are.
     pub async fn enqueue_alerts(&self, alerts: &[NewAlert]) -> Result<Vec<String>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut added = Vec::new();
         for a in alerts {
             let exists = sqlx::query("SELECT id FROM alerts WHERE id = $1")

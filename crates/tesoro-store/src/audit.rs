@@ -194,15 +194,6 @@ fn audit_row(r: &sqlx::any::AnyRow) -> Result<AuditRow> {
 }
 
 impl Store {
-    /// Starts a transaction that will write: on SQLite it takes the write lock at once
-    /// (`BEGIN IMMEDIATE`), so reads inside it never go stale before its first write.
-    pub async fn begin_write(&self) -> Result<Transaction<'static, Any>> {
-        Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
-        })
-    }
-
     /// Records a change on its own, for changes whose writes happened elsewhere or that
     /// have no rows of their own (a token shown once). Prefer [`audit_append`] inside the
     /// change's transaction.

@@ -14,7 +14,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 use tesoro_core::chain::{BlockDelta, BlockMeta, ScriptOwner};
 
-use crate::sql::insert_rows;
+use crate::sql::write_rows;
 use crate::{Result, Store, StoreError};
 
 /// What [`Store::apply_blocks`] did.
@@ -194,7 +194,7 @@ impl Store {
         let Some(last) = deltas.last() else {
             return Ok(out);
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let tip_row = sqlx::query(
             "SELECT height, hash, prev_hash, time FROM blocks ORDER BY height DESC LIMIT 1",
         )
@@ -244,7 +244,7 @@ impl Store {
                 }
             }
         }
-        insert_rows(
+        write_rows(
             &mut tx,
             "INSERT INTO blocks (height, hash, prev_hash, time) VALUES ",
             4,
@@ -264,7 +264,7 @@ impl Store {
             .iter()
             .flat_map(|d| d.txs.iter().map(move |t| (d.meta.height, t)))
             .collect();
-        insert_rows(
+        write_rows(
             &mut tx,
             "INSERT INTO txs (txid, height, tx_index, raw) VALUES ",
             4,
@@ -282,7 +282,7 @@ impl Store {
             .iter()
             .flat_map(|d| d.created.iter().map(move |o| (d.meta.height, o)))
             .collect();
-        let written = insert_rows(
+        let written = write_rows(
             &mut tx,
             "INSERT INTO outputs (txid, vout, value, script_pubkey, wallet_id, keychain, \
              derivation_index, coinbase, height, tx_index) VALUES ",
@@ -310,29 +310,42 @@ impl Store {
         )
         .await?;
         out.outputs += written as u32;
-        // Spends one by one, after every output of the batch is in: each is checked.
-        for d in deltas {
-            let m = &d.meta;
-            for s in &d.spent {
-                let r = sqlx::query(
-                    "UPDATE outputs SET spent_txid = $1, spent_vin = $2, spent_height = $3 \
-                     WHERE txid = $4 AND vout = $5 AND spent_txid IS NULL",
-                )
-                .bind(s.txid.as_byte_array().as_slice())
-                .bind(i64::from(s.vin))
-                .bind(i64::from(m.height))
-                .bind(s.outpoint.txid.as_byte_array().as_slice())
-                .bind(i64::from(s.outpoint.vout))
-                .execute(&mut *tx)
-                .await?;
-                if r.rows_affected() == 1 {
-                    out.spends += 1;
-                    continue;
-                }
-                // Already recorded by this very spend (a re-run) is fine; anything else is a
-                // double spend or a spend of an output we never saw: refuse the batch.
+        // Spends after every output of the batch is in, many rows a statement. Each must
+        // mark a stored, unspent output; when fewer rows changed than spends were given,
+        // each spend is looked at to name the one that did not.
+        let spends: Vec<(
+            &tesoro_core::chain::BlockMeta,
+            &tesoro_core::chain::WatchedSpend,
+        )> = deltas
+            .iter()
+            .flat_map(|d| d.spent.iter().map(move |s| (&d.meta, s)))
+            .collect();
+        let marked = write_rows(
+            &mut tx,
+            "UPDATE outputs SET spent_txid = v.column1, spent_vin = v.column2, \
+             spent_height = v.column3 FROM (VALUES ",
+            5,
+            ") AS v WHERE outputs.txid = v.column4 AND outputs.vout = v.column5 \
+             AND outputs.spent_txid IS NULL",
+            &spends,
+            |q, (m, s)| {
+                Ok(q.bind(s.txid.as_byte_array().as_slice())
+                    .bind(i64::from(s.vin))
+                    .bind(i64::from(m.height))
+                    .bind(s.outpoint.txid.as_byte_array().as_slice())
+                    .bind(i64::from(s.outpoint.vout)))
+            },
+        )
+        .await?;
+        out.spends += marked as u32;
+        if marked != spends.len() as u64 {
+            for (m, s) in &spends {
+                // Already recorded by this very spend (a re-run, or just now) is fine;
+                // anything else is a double spend or a spend of an output we never saw:
+                // refuse the batch.
                 let row = sqlx::query(
-                    "SELECT spent_txid, spent_height FROM outputs WHERE txid = $1 AND vout = $2",
+                    "SELECT spent_txid, spent_vin, spent_height FROM outputs \
+                     WHERE txid = $1 AND vout = $2",
                 )
                 .bind(s.outpoint.txid.as_byte_array().as_slice())
                 .bind(i64::from(s.outpoint.vout))
@@ -341,8 +354,10 @@ impl Store {
                 let same = match &row {
                     Some(r) => {
                         let t: Option<Vec<u8>> = r.try_get("spent_txid")?;
+                        let v: Option<i64> = r.try_get("spent_vin")?;
                         let h: Option<i64> = r.try_get("spent_height")?;
                         t.as_deref() == Some(s.txid.as_byte_array().as_slice())
+                            && v == Some(i64::from(s.vin))
                             && h == Some(i64::from(m.height))
                     }
                     None => false,
@@ -383,7 +398,7 @@ impl Store {
     /// Returns the number of blocks removed.
     pub async fn rollback_to(&self, height: Option<u32>) -> Result<u32> {
         let h: i64 = height.map(i64::from).unwrap_or(-1);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE outputs SET spent_txid = NULL, spent_vin = NULL, spent_height = NULL \
              WHERE spent_height > $1",

@@ -113,7 +113,7 @@ async fn insert_movements(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     movements: &[Movement],
 ) -> Result<()> {
-    crate::sql::insert_rows(
+    crate::sql::write_rows(
         tx,
         &format!("INSERT INTO ledger_movements ({MOVEMENT_COLUMNS}) VALUES "),
         18,
@@ -190,7 +190,7 @@ impl Store {
     /// fingerprint (benchmarks and imports of precomputed ledgers; the next
     /// [`Store::ledger_refresh`] replaces them with what the chain index implies).
     pub async fn ledger_insert_movements(&self, movements: &[Movement]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         insert_movements(&mut tx, movements).await?;
         tx.commit().await?;
         Ok(())
@@ -248,7 +248,7 @@ impl Store {
             }
         }
         let movements = self.derive_ledger_movements().await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         // Two commands refreshing at once: on PostgreSQL the second waits here, then sees the
         // first's fingerprint and leaves the rows alone (without the lock its DELETE would
         // miss the first's new rows and its INSERT would collide). SQLite serializes writers.
@@ -521,7 +521,7 @@ impl Store {
             Some(c) => under(m.entity, c),
         };
         let c = classify(movements, &rules, &records, &overrides, tol, &may);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         if self.backend == crate::Backend::Postgres {
             // Two commands classifying at once: the second waits, then finds the work done.
             sqlx::query("LOCK TABLE ledger_state IN EXCLUSIVE MODE")
@@ -613,7 +613,7 @@ impl Store {
                     ))
                 })
                 .collect::<Result<_>>()?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for p in points {
             let day = fmt_date(p.date);
             let price = p.price.normalize().to_string();
@@ -640,7 +640,7 @@ impl Store {
     /// Stores FX rates, in one transaction.
     pub async fn import_fx(&self, points: &[FxPoint], source: &str) -> Result<ImportOutcome> {
         let mut out = ImportOutcome::default();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for p in points {
             let rate = p.rate.normalize().to_string();
             let r = sqlx::query(
@@ -724,7 +724,7 @@ impl Store {
     /// Stores off-chain records; a record with the same content is not stored twice. One
     /// transaction: a failure writes nothing.
     pub async fn import_records(&self, records: &[Record], source: &str) -> Result<ImportOutcome> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let out = self.import_records_in(&mut tx, records, source).await?;
         tx.commit().await?;
         Ok(out)
@@ -821,7 +821,7 @@ impl Store {
         kind: Kind,
         reason: &str,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         self.add_override_in(&mut tx, txid, entity, kind, reason)
             .await?;
         tx.commit().await?;
@@ -873,7 +873,7 @@ impl Store {
 
     /// Stores the rules file text (already checked by the caller).
     pub async fn set_ledger_rules(&self, text: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO ledger_state (key, value) VALUES ('rules', $1) \
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -94,6 +94,20 @@ pub enum InitOutcome {
     AlreadyInitialized,
 }
 
+/// Starts a transaction that will write. On SQLite it takes the write lock at once
+/// (`BEGIN IMMEDIATE`): a deferred transaction that reads first and then writes cannot wait
+/// for another writer (SQLite answers "database is locked" at once instead of using the busy
+/// timeout, since the two could deadlock), and its reads could go stale before its first write.
+async fn begin_write(
+    pool: &AnyPool,
+    backend: Backend,
+) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+    Ok(match backend {
+        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
+        Backend::Postgres => pool.begin().await?,
+    })
+}
+
 async fn connect(url: &str, create_file: bool) -> Result<(AnyPool, Backend)> {
     sqlx::any::install_default_drivers();
     let backend = Backend::of_url(url)?;
@@ -195,7 +209,7 @@ impl Store {
         }
         let (pool, backend) = connect(url, true).await?;
         migrate(&pool, backend, url).await?;
-        let mut tx = pool.begin().await?;
+        let mut tx = begin_write(&pool, backend).await?;
         let existing = sqlx::query("SELECT value FROM meta WHERE key = 'network'")
             .fetch_optional(&mut *tx)
             .await?;
@@ -278,6 +292,12 @@ impl Store {
     /// The URL, password hidden.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Starts a transaction that will write (see [`begin_write`]); every write transaction
+    /// of the store starts here.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        begin_write(&self.pool, self.backend).await
     }
 
     /// The connection pool, for crates that add their own queries in this schema.

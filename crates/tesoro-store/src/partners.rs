@@ -98,7 +98,7 @@ impl Store {
                 "partner key {key:?} is not 64 hex digits"
             )));
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for (col, v, what) in [("name", name, "name"), ("public_key", key.as_str(), "key")] {
             let sql = format!("SELECT name FROM partners WHERE {col} = $1");
             if let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -183,7 +183,7 @@ impl Store {
             .map_err(|_| StoreError::Invalid("manifest.json is not UTF-8".into()))?;
         let signature =
             bitcoin::hex::DisplayHex::to_lower_hex_string(&opened.signature.to_bytes()[..]);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query(
             "INSERT INTO bundles (sha256, partner_id, public_key, issuer, created_at, manifest, \
              signature, size, imported_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",

@@ -85,7 +85,7 @@ impl Store {
     pub async fn import_policy(&self, source: &str, text: &str) -> Result<PolicyImport> {
         let rules = parse_rules(source, text).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let sha = hex_sha256(text.as_bytes());
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let current = sqlx::query("SELECT id, sha256 FROM policy_sets ORDER BY id DESC LIMIT 1")
             .fetch_optional(&mut *tx)
             .await?;

@@ -163,7 +163,7 @@ fn wallet_from_row(row: &AnyRow) -> Result<WalletRow> {
 impl Store {
     /// Adds an entity under an existing parent (or as a root).
     pub async fn add_entity(&self, new: &NewEntity) -> Result<Entity> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let entity = self.add_entity_in(&mut tx, new).await?;
         tx.commit().await?;
         Ok(entity)
@@ -268,7 +268,7 @@ impl Store {
 
     /// Adds a wallet and everything it watches, in one transaction.
     pub async fn add_wallet(&self, new: &NewWallet) -> Result<WalletRow> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let wallet_id = self.add_wallet_in(&mut tx, new).await?;
         tx.commit().await?;
         self.wallet_by_id(wallet_id).await

@@ -1,4 +1,5 @@
-//! Multi-row INSERTs, written the same way for both dialects.
+//! Statements over many rows at once (multi-row INSERTs, UPDATE … FROM (VALUES …)), written
+//! the same way for both dialects.
 
 use crate::Result;
 
@@ -36,8 +37,11 @@ pub(crate) type AnyQuery = sqlx::query::Query<'static, sqlx::Any, sqlx::any::Any
 
 /// Writes `rows` as `prefix (…),(…) suffix` statements of [`ROWS_PER_INSERT`] rows, `bind`
 /// binding each row's `cols` values in order. Returns the rows the database says it wrote
-/// (fewer than given when `suffix` skips conflicts).
-pub(crate) async fn insert_rows<T>(
+/// (fewer than given when `suffix` skips conflicts or an UPDATE's condition fails).
+///
+/// The prefix may open a `VALUES` list inside another statement: both dialects name its
+/// columns `column1`, `column2`, … .
+pub(crate) async fn write_rows<T>(
     conn: &mut sqlx::AnyConnection,
     prefix: &str,
     cols: usize,

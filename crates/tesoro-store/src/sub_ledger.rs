@@ -286,7 +286,7 @@ pub async fn post(store: &Store, tol: MatchTolerance) -> ReportResult<PostOutcom
             _ => merged.push((a, b)),
         }
     }
-    let mut tx = store.pool().begin().await.map_err(db)?;
+    let mut tx = store.begin_write().await?;
     if store.backend() == crate::Backend::Postgres {
         // Two reports posting at once: the second waits here, then finds the work done.
         sqlx::query("LOCK TABLE ledger_state IN EXCLUSIVE MODE")
@@ -324,7 +324,7 @@ pub async fn post(store: &Store, tol: MatchTolerance) -> ReportResult<PostOutcom
             }
         }
         out.rows += rows.len() as u64;
-        insert_rows(&mut tx, &cb.currency, &rows).await?;
+        write_rows(&mut tx, &cb.currency, &rows).await?;
         let day =
             |d: Option<Date>| d.map_or_else(|| "-".to_string(), |d| d.to_julian_day().to_string());
         let strict_stop = match (cb.strict_stop, cb.stopped_at) {
@@ -353,13 +353,13 @@ pub async fn post(store: &Store, tol: MatchTolerance) -> ReportResult<PostOutcom
     Ok(out)
 }
 
-async fn insert_rows(
+async fn write_rows(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     currency: &str,
     rows: &[(&'static str, &'static str, i64, DayRow)],
 ) -> ReportResult<()> {
     let big = |v: u64| i64::try_from(v).map_err(|_| corrupt(format!("{v} sats")));
-    crate::sql::insert_rows(
+    crate::sql::write_rows(
         tx,
         "INSERT INTO ledger_lot_days (method, fee_rule, currency, entity_id, seq, day, \
          proceeds, cost_disposed, realized_disposals, realized_fees, open_sats, open_cost, \

@@ -304,6 +304,81 @@ async fn a_block_that_does_not_link_is_refused_whole() {
     }
 }
 
+/// A block whose spend the index cannot explain (an output it never held, one already spent
+/// by another transaction, or one spent twice in the batch) is refused with its name, and
+/// nothing of the batch is written.
+#[tokio::test]
+async fn spends_the_index_cannot_explain_refuse_the_batch() {
+    for db in common::both().await {
+        let s = registry(&db.url).await;
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let mut chain = Vec::new();
+        // Until some block spends a watched output: that spend is the one to forge.
+        while !chain.iter().any(|b: &BlockDelta| !b.spent.is_empty()) || chain.len() < 3 {
+            extend(&mut chain, 1, 5, &mut rng);
+        }
+        let at = chain.len() - 1;
+        s.apply_blocks(&chain[..at]).await.unwrap();
+        let before = snapshot(&s).await;
+        let good = chain[at].clone();
+        let spend = good.spent[0].clone();
+
+        let mut unknown = good.clone();
+        let never = OutPoint {
+            txid: Txid::from_raw_hash(sha256d::Hash::hash(b"never seen")),
+            vout: 7,
+        };
+        unknown.spent[0].outpoint = never;
+        let err = s.apply_blocks(&[unknown]).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(&format!("spends {never} which the index does not hold")),
+            "{}: {err}",
+            db.backend
+        );
+        assert_eq!(snapshot(&s).await, before, "{}", db.backend);
+
+        let mut twice = good.clone();
+        let mut again = spend.clone();
+        again.txid = Txid::from_raw_hash(sha256d::Hash::hash(b"double"));
+        again.vin = 3;
+        twice.spent.push(again);
+        let err = s.apply_blocks(&[twice]).await.unwrap_err();
+        assert!(
+            err.to_string().contains("records as spent elsewhere"),
+            "{}: {err}",
+            db.backend
+        );
+        assert_eq!(snapshot(&s).await, before, "{}", db.backend);
+
+        // The real block goes in; a competing spend of the same output later is refused,
+        // and replaying the real block changes nothing.
+        let out = s.apply_blocks(std::slice::from_ref(&good)).await.unwrap();
+        assert_eq!(out.spends as usize, good.spent.len(), "{}", db.backend);
+        let after = snapshot(&s).await;
+        let mut later = Vec::from([good.clone()]);
+        extend(&mut later, 1, 6, &mut rng);
+        let mut later = later.pop().unwrap();
+        later.spent = vec![WatchedSpend {
+            txid: Txid::from_raw_hash(sha256d::Hash::hash(b"later")),
+            ..spend.clone()
+        }];
+        let err = s.apply_blocks(&[later]).await.unwrap_err();
+        assert!(
+            err.to_string().contains(&format!(
+                "spends {} which the index records as spent elsewhere",
+                spend.outpoint
+            )),
+            "{}: {err}",
+            db.backend
+        );
+        let replay = s.apply_blocks(&[good]).await.unwrap();
+        assert_eq!((replay.blocks, replay.spends), (0, 0), "{}", db.backend);
+        assert_eq!(snapshot(&s).await, after, "{}", db.backend);
+        s.close().await;
+    }
+}
+
 #[tokio::test]
 async fn balances_at_a_date_use_the_last_block_of_that_day() {
     let db = common::sqlite().await;
