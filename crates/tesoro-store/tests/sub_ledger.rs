@@ -313,7 +313,14 @@ async fn check_same(s: &Store, last: Date) -> usize {
         (None, day(START)),
     ];
     let all = reports::scope(s, None).await.unwrap();
-    for entity in [None, Some(EntityCode::parse("A").unwrap())] {
+    // Lots sum to holdings: every method holds the same sats for a scope and a day. For
+    // specific identification this checks that each watched output is the right entity's.
+    let mut held: std::collections::BTreeMap<String, (Method, u64)> = Default::default();
+    for entity in [
+        None,
+        Some(EntityCode::parse("A").unwrap()),
+        Some(EntityCode::parse("B").unwrap()),
+    ] {
         let scope = reports::scope(s, entity.as_ref()).await.unwrap();
         for method in Method::ALL.into_iter().chain([Method::Specific]) {
             for fee in [FeeRule::Realize, FeeRule::Capitalize] {
@@ -346,6 +353,15 @@ async fn check_same(s: &Store, last: Date) -> usize {
                             )
                             .await
                             .map_err(|e| e.to_string());
+                            if let Ok(p) = &want {
+                                let key = format!("{entity:?} {fee:?} {cur} {lk} {to}");
+                                let (m0, h0) =
+                                    *held.entry(key.clone()).or_insert((method, p.holding_sats));
+                                assert_eq!(
+                                    p.holding_sats, h0,
+                                    "lots sum to holdings: {method:?} holds other sats than {m0:?} ({key})"
+                                );
+                            }
                             let json = |r: &Result<tesoro_core::report::Pnl, String>| {
                                 r.as_ref()
                                     .map(|p| serde_json::to_string(p).unwrap())
