@@ -285,6 +285,17 @@ impl Store {
         })
     }
 
+    /// Each wallet's entity (wallet id → entity id), for passes over many outputs that would
+    /// otherwise join `wallets` row by row.
+    pub(crate) async fn wallet_entities(&self) -> Result<HashMap<i64, i64>> {
+        let rows = sqlx::query("SELECT id, entity_id FROM wallets")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("entity_id")?)))
+            .collect()
+    }
+
     /// Derives movements from the chain index without storing them.
     pub async fn derive_ledger_movements(&self) -> Result<Vec<Movement>> {
         let entities = self.entities().await?;
@@ -316,14 +327,7 @@ impl Store {
             }
             root_of.insert(e.id, cur);
         }
-        let wallet_entity: HashMap<i64, i64> = {
-            let rows = sqlx::query("SELECT id, entity_id FROM wallets")
-                .fetch_all(&self.pool)
-                .await?;
-            rows.iter()
-                .map(|r| Ok((r.try_get("id")?, r.try_get("entity_id")?)))
-                .collect::<Result<_>>()?
-        };
+        let wallet_entity = self.wallet_entities().await?;
         let times: HashMap<u32, u32> = {
             let rows = sqlx::query("SELECT height, time FROM blocks")
                 .fetch_all(&self.pool)

@@ -29,23 +29,8 @@ fn db(e: sqlx::Error) -> ReportError {
 type Outs = HashMap<Txid, Vec<(u32, i64, u64)>>;
 type Spends = HashMap<Txid, Vec<(OutPoint, i64, u64)>>;
 
-/// Each wallet's entity, read once per pass.
+/// Each wallet's entity, read once per pass ([`Store::wallet_entities`]).
 type WalletEntities = HashMap<i64, i64>;
-
-async fn wallet_entities(store: &Store) -> ReportResult<WalletEntities> {
-    let mut m = HashMap::new();
-    for r in sqlx::query("SELECT id, entity_id FROM wallets")
-        .fetch_all(store.pool())
-        .await
-        .map_err(db)?
-    {
-        m.insert(
-            r.try_get::<i64, _>("id").map_err(db)?,
-            r.try_get::<i64, _>("entity_id").map_err(db)?,
-        );
-    }
-    Ok(m)
-}
 
 fn entity_of(wallets: &WalletEntities, r: &sqlx::any::AnyRow) -> ReportResult<i64> {
     let w: i64 = r.try_get("wallet_id").map_err(db)?;
@@ -184,7 +169,7 @@ pub(crate) async fn stream_txs(
     hi_time: i64,
     mut apply: impl FnMut(&TxRows) -> ReportResult<()>,
 ) -> ReportResult<()> {
-    let wallets = wallet_entities(store).await?;
+    let wallets = store.wallet_entities().await?;
     let mut lo: i64 = i64::MIN;
     loop {
         let page = sqlx::query(sqlx::AssertSqlSafe(format!(
